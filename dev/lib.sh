@@ -1,0 +1,48 @@
+# Shared by dev/test.sh and the local stack: install what is missing, start and stop the AWS emulator.
+# shellcheck shell=bash
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Installs the Python packages of dev/requirements.txt when one of them cannot be imported.
+ensure_python_tools() {
+  if ! python3 -c 'import moto.server, flask, flask_cors, aiosmtpd' 2>/dev/null; then
+    log "installing Python tools (moto server mode, aiosmtpd)"
+    python3 -m pip install --quiet --disable-pip-version-check -r "$ROOT/dev/requirements.txt"
+  fi
+}
+
+# A free TCP port on the loopback interface.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Waits until http://127.0.0.1:$1/ answers, for at most $2 seconds.
+wait_http() {
+  local port=$1 deadline=$((SECONDS + ${2:-30}))
+  until curl -s -o /dev/null "http://127.0.0.1:$port/"; do
+    if ((SECONDS > deadline)); then return 1; fi
+    sleep 0.2
+  done
+}
+
+# Starts moto's server mode on a free port and exports MOTO_ENDPOINT (and MOTO_PID).
+start_moto() {
+  local port
+  port=$(free_port)
+  python3 -m moto.server -H 127.0.0.1 -p "$port" >"${MOTO_LOG:-/dev/null}" 2>&1 &
+  MOTO_PID=$!
+  if ! wait_http "$port" 60; then
+    log "the AWS emulator (moto) did not start on port $port"
+    return 1
+  fi
+  export MOTO_ENDPOINT="http://127.0.0.1:$port" MOTO_PID
+  log "AWS emulator (moto) at $MOTO_ENDPOINT"
+}
+
+stop_moto() {
+  if [[ -n "${MOTO_PID:-}" ]]; then
+    kill "$MOTO_PID" 2>/dev/null || true
+    wait "$MOTO_PID" 2>/dev/null || true
+    MOTO_PID=
+  fi
+}

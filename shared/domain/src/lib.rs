@@ -1,0 +1,14 @@
+//! The integration's own language, free of I/O: who we send to, what kind of mail it is, what state a
+//! subscriber is in, and the ports (traits) through which the outside world is reached.
+//!
+//! Types here are parsed, not validated: once a value of one of these types exists it is known to be good,
+//! and nothing past the edge checks it again.
+
+pub mod email;
+pub mod ids;
+pub mod ports;
+pub mod subscriber;
+
+pub use email::{EmailAddress, InvalidEmail};
+pub use ids::{EmailType, InvalidValue, JobId, MessageStream};
+pub use subscriber::{SubscriberStatus, SuppressionReason};

@@ -1,0 +1,16 @@
+//! The AWS side of the integration: the single DynamoDB table (schema in [`schema`]), a cached Secrets
+//! Manager reader ([`secrets`]) and SQS helpers ([`sqs`]). Adapters take SDK clients built by the caller,
+//! once per cold start, so that tests aim them at a local emulator through `AWS_ENDPOINT_URL`.
+
+pub mod activity;
+pub mod aws;
+pub mod error;
+pub mod schema;
+pub mod secrets;
+pub mod sqs;
+pub mod subscribers;
+pub mod table;
+
+pub use error::StoreError;
+pub use secrets::{SecretCache, SecretValue};
+pub use table::{Item, Page, Table};

@@ -1,0 +1,145 @@
+//! Secrets Manager, read through an in-process cache: one `GetSecretValue` per secret and version stage
+//! per TTL, never one per request. The previous version (`AWSPREVIOUS`) is readable too, so that a
+//! refreshed webhook password keeps the old one valid for a grace period.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::error::{StoreError, classify};
+
+/// A secret's value with what the rotation logic needs to know about it.
+#[derive(Clone)]
+pub struct SecretValue {
+    pub value: SecretString,
+    pub version_id: Option<String>,
+    /// When this version was created: for the current version, when the secret was last refreshed.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretValue")
+            .field("value", &"[redacted]")
+            .field("version_id", &self.version_id)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stage {
+    Current,
+    Previous,
+}
+
+impl Stage {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Current => "AWSCURRENT",
+            Self::Previous => "AWSPREVIOUS",
+        }
+    }
+}
+
+type Cached = (Instant, Option<Arc<SecretValue>>);
+
+/// The cache. Cheap to clone; clones share entries.
+#[derive(Clone, Debug)]
+pub struct SecretCache {
+    client: Client,
+    ttl: Duration,
+    entries: Arc<Mutex<HashMap<(String, Stage), Cached>>>,
+}
+
+impl SecretCache {
+    pub fn new(client: Client, ttl: Duration) -> Self {
+        Self {
+            client,
+            ttl,
+            entries: Arc::default(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The current value of a secret. A missing secret is an error.
+    pub async fn current(&self, name: &str) -> Result<Arc<SecretValue>, StoreError> {
+        self.get(name, Stage::Current)
+            .await?
+            .ok_or_else(|| StoreError::Other(format!("secret {name} has no current value").into()))
+    }
+
+    /// The previous value, if the secret was ever refreshed.
+    pub async fn previous(&self, name: &str) -> Result<Option<Arc<SecretValue>>, StoreError> {
+        self.get(name, Stage::Previous).await
+    }
+
+    /// Forgets what is cached for `name` (after this process changed the secret itself).
+    pub async fn invalidate(&self, name: &str) {
+        let mut entries = self.entries.lock().await;
+        entries.retain(|(n, _), _| n != name);
+    }
+
+    async fn get(&self, name: &str, stage: Stage) -> Result<Option<Arc<SecretValue>>, StoreError> {
+        let cache_key = (name.to_owned(), stage);
+        // The lock is held across the fetch so that concurrent first requests make one call, not many.
+        let mut entries = self.entries.lock().await;
+        if let Some((fetched, value)) = entries.get(&cache_key)
+            && fetched.elapsed() < self.ttl
+        {
+            return Ok(value.clone());
+        }
+        let value = self.fetch(name, stage).await?;
+        entries.insert(cache_key, (Instant::now(), value.clone()));
+        Ok(value)
+    }
+
+    async fn fetch(
+        &self,
+        name: &str,
+        stage: Stage,
+    ) -> Result<Option<Arc<SecretValue>>, StoreError> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(name)
+            .version_stage(stage.label())
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            // No AWSPREVIOUS version yet: the secret was never refreshed.
+            Err(e)
+                if stage == Stage::Previous
+                    && e.as_service_error()
+                        .and_then(|s| s.code())
+                        .is_some_and(|c| c == "ResourceNotFoundException") =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(classify(e)),
+        };
+        let Some(text) = out.secret_string else {
+            return Err(StoreError::Other(
+                format!("secret {name} has no string value").into(),
+            ));
+        };
+        Ok(Some(Arc::new(SecretValue {
+            value: SecretString::from(text),
+            version_id: out.version_id,
+            created_at: out
+                .created_date
+                .and_then(|d| DateTime::from_timestamp(d.secs(), d.subsec_nanos())),
+        })))
+    }
+}

@@ -1,0 +1,369 @@
+//! The table's primitives: conditional puts, transactions, atomic counters, batched reads and paginated
+//! queries. The item-specific repositories are built from these.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::{StoreError, classify, classify_transaction};
+use crate::schema::{PK, SK, TABLE};
+
+/// One DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB's limit of keys in one `BatchGetItem`.
+const BATCH_GET_LIMIT: usize = 100;
+/// How often unprocessed keys of a batched read are asked for again before giving up.
+const BATCH_GET_ROUNDS: usize = 8;
+
+/// The table, by name, with its client. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Table {
+    client: Client,
+    name: Arc<str>,
+}
+
+/// A page of a query, with the cursor of the next page if there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// A query over one partition of the table or of an index.
+#[derive(Debug, Clone)]
+pub struct PageQuery<'a> {
+    pub index: Option<&'static str>,
+    pub partition_attr: &'static str,
+    pub partition: &'a str,
+    pub sort_attr: &'static str,
+    pub sort_prefix: Option<&'a str>,
+    pub newest_first: bool,
+    pub limit: i32,
+    pub cursor: Option<&'a str>,
+}
+
+impl<'a> PageQuery<'a> {
+    /// Items of the table's partition `pk` whose sort key starts with `prefix`.
+    pub fn table(pk: &'a str, prefix: &'a str) -> Self {
+        Self {
+            index: None,
+            partition_attr: PK,
+            partition: pk,
+            sort_attr: SK,
+            sort_prefix: Some(prefix),
+            newest_first: false,
+            limit: 50,
+            cursor: None,
+        }
+    }
+}
+
+/// `{pk, sk}` as an item key.
+pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(pk.into())),
+        (SK.to_owned(), AttributeValue::S(sk.into())),
+    ])
+}
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Reads a string attribute.
+pub fn get_s<'i>(item: &'i Item, name: &str) -> Option<&'i str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+/// Reads a number attribute as i64 (absent or unreadable counts as 0 for counters).
+pub fn get_n(item: &Item, name: &str) -> i64 {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn get_bool(item: &Item, name: &str) -> Option<bool> {
+    item.get(name).and_then(|v| v.as_bool().ok()).copied()
+}
+
+impl Table {
+    pub fn new(client: Client, name: impl Into<Arc<str>>) -> Self {
+        Self {
+            client,
+            name: name.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A put that only succeeds if no item has this key yet.
+    pub fn put_new_op(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(self.name.as_ref())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .build()
+            .map_err(StoreError::build)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A put that replaces whatever is there.
+    pub fn put_op(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(self.name.as_ref())
+            .set_item(Some(item))
+            .build()
+            .map_err(StoreError::build)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// An update from an expression; `condition` is optional.
+    pub fn update_op(
+        &self,
+        key: Item,
+        expression: &str,
+        condition: Option<&str>,
+        names: HashMap<String, String>,
+        values: HashMap<String, AttributeValue>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(self.name.as_ref())
+            .set_key(Some(key))
+            .update_expression(expression)
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .build()
+            .map_err(StoreError::build)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// An update that adds to numeric attributes, creating the item and the attributes as needed.
+    pub fn add_op(
+        &self,
+        key: Item,
+        counters: &[(&str, i64)],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let (expression, names, values) = add_expression(counters);
+        self.update_op(key, &expression, None, names, values)
+    }
+
+    /// Writes `item` unless an item with its key exists. Returns whether it was written.
+    pub async fn put_new(&self, item: Item) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(self.name.as_ref())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await
+            .map_err(classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads one item.
+    pub async fn get(&self, key: Item, consistent: bool) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.name.as_ref())
+            .set_key(Some(key))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.item)
+    }
+
+    /// Runs the writes as one all-or-nothing transaction (at most 100 items).
+    pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(classify_transaction)?;
+        Ok(())
+    }
+
+    /// Adds to numeric attributes of one item in one request.
+    pub async fn add(&self, key: Item, counters: &[(&str, i64)]) -> Result<(), StoreError> {
+        let (expression, names, values) = add_expression(counters);
+        self.client
+            .update_item()
+            .table_name(self.name.as_ref())
+            .set_key(Some(key))
+            .update_expression(expression)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// Reads many items by key, 100 per request, asking again for what DynamoDB left unprocessed.
+    /// Keys that have no item are simply absent from the answer.
+    pub async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_GET_LIMIT) {
+            let mut pending = chunk.to_vec();
+            for round in 0.. {
+                if pending.is_empty() {
+                    break;
+                }
+                if round == BATCH_GET_ROUNDS {
+                    return Err(StoreError::Transient(
+                        "keys left unprocessed after repeated batched reads".into(),
+                    ));
+                }
+                if round > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << round)).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .build()
+                    .map_err(StoreError::build)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(self.name.as_ref(), request)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                if let Some(mut responses) = out.responses {
+                    found.extend(responses.remove(self.name.as_ref()).unwrap_or_default());
+                }
+                if let Some(mut left) = out.unprocessed_keys {
+                    pending = left
+                        .remove(self.name.as_ref())
+                        .map(|k| k.keys)
+                        .unwrap_or_default();
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// One page of a query.
+    pub async fn query_page(&self, q: PageQuery<'_>) -> Result<Page<Item>, StoreError> {
+        let mut request = self
+            .client
+            .query()
+            .table_name(self.name.as_ref())
+            .set_index_name(q.index.map(str::to_owned))
+            .expression_attribute_names("#p", q.partition_attr)
+            .expression_attribute_values(":p", s(q.partition))
+            .scan_index_forward(!q.newest_first)
+            .limit(q.limit.clamp(1, 1000));
+        request = match q.sort_prefix {
+            Some(prefix) => request
+                .key_condition_expression("#p = :p AND begins_with(#s, :s)")
+                .expression_attribute_names("#s", q.sort_attr)
+                .expression_attribute_values(":s", s(prefix)),
+            None => request.key_condition_expression("#p = :p"),
+        };
+        if let Some(cursor) = q.cursor {
+            request = request.set_exclusive_start_key(Some(decode_cursor(cursor)?));
+        }
+        let out = request.send().await.map_err(classify)?;
+        Ok(Page {
+            items: out.items.unwrap_or_default(),
+            next: out
+                .last_evaluated_key
+                .filter(|k| !k.is_empty())
+                .map(|k| encode_cursor(&k)),
+        })
+    }
+}
+
+fn add_expression(
+    counters: &[(&str, i64)],
+) -> (
+    String,
+    HashMap<String, String>,
+    HashMap<String, AttributeValue>,
+) {
+    let mut names = HashMap::new();
+    let mut values = HashMap::new();
+    let mut parts = Vec::with_capacity(counters.len());
+    for (i, (name, delta)) in counters.iter().enumerate() {
+        names.insert(format!("#c{i}"), (*name).to_owned());
+        values.insert(format!(":c{i}"), n(delta));
+        parts.push(format!("#c{i} :c{i}"));
+    }
+    (format!("ADD {}", parts.join(", ")), names, values)
+}
+
+/// Cursors are the query's last evaluated key (string key attributes only), as opaque URL-safe text.
+fn encode_cursor(key: &Item) -> String {
+    let plain: std::collections::BTreeMap<&str, &str> = key
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.as_str(), s.as_str())))
+        .collect();
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&plain).unwrap_or_default())
+}
+
+fn decode_cursor(cursor: &str) -> Result<Item, StoreError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| StoreError::InvalidCursor)?;
+    let plain: HashMap<String, String> =
+        serde_json::from_slice(&bytes).map_err(|_| StoreError::InvalidCursor)?;
+    let allowed = TABLE.key_attributes();
+    if plain.is_empty() || plain.keys().any(|k| !allowed.contains(&k.as_str())) {
+        return Err(StoreError::InvalidCursor);
+    }
+    Ok(plain.into_iter().map(|(k, v)| (k, s(v))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_refused() {
+        let k = key("SUB#a@b.co", "ACT#2026");
+        let c = encode_cursor(&k);
+        assert_eq!(decode_cursor(&c).unwrap(), k);
+        assert!(matches!(
+            decode_cursor("!!"),
+            Err(StoreError::InvalidCursor)
+        ));
+        let foreign = URL_SAFE_NO_PAD.encode(br#"{"password":"x"}"#);
+        assert!(matches!(
+            decode_cursor(&foreign),
+            Err(StoreError::InvalidCursor)
+        ));
+        let empty = URL_SAFE_NO_PAD.encode(b"{}");
+        assert!(matches!(
+            decode_cursor(&empty),
+            Err(StoreError::InvalidCursor)
+        ));
+    }
+}
