@@ -4,10 +4,16 @@
 //! Types here are parsed, not validated: once a value of one of these types exists it is known to be good,
 //! and nothing past the edge checks it again.
 
+pub mod automation;
+pub mod dedup;
 pub mod email;
+pub mod engagement;
+pub mod events;
 pub mod ids;
 pub mod ports;
 pub mod subscriber;
+pub mod trace;
+pub mod tracking;
 
 pub use email::{EmailAddress, InvalidEmail};
 pub use ids::{EmailType, InvalidValue, JobId, MessageStream};
