@@ -11,6 +11,7 @@ pub mod engagement;
 pub mod events;
 pub mod ids;
 pub mod ports;
+pub mod servers;
 pub mod subscriber;
 pub mod trace;
 pub mod tracking;
