@@ -218,13 +218,15 @@ pub(super) async fn run(
                     Err(_) => Some((format!("no answer within {} s", limit.as_secs()), None)),
                 };
                 if let Some((cause, source)) = failure {
-                    connection.abort().await;
+                    // The stream is gone after a failed upgrade: no QUIT is possible, just drop it.
+                    drop(connection);
                     return Err(SmtpCheckError::new(
                         SmtpStage::Tls,
                         format!(
-                            "The encrypted (TLS) connection to {host} failed: {cause}. The server's \
-                             certificate must be valid for \"{host}\" and signed by a trusted \
-                             authority."
+                            "The encrypted (TLS) connection to {host} failed: {cause}. The \
+                             certificate must be valid for \"{host}\"; a server whose certificate \
+                             comes from a private authority needs that authority's root \
+                             certificate in the settings."
                         ),
                         source,
                     ));

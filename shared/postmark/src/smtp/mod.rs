@@ -156,7 +156,9 @@ pub struct SmtpConfig {
     pub timeout: Duration,
     /// Extra trusted root CA certificates (PEM), for test or local servers.
     pub extra_root_ca_pem: Option<String>,
-    /// Most connections kept open for reuse (Postmark recommends at most 10 per IP).
+    /// Most connections kept open for reuse, and the concurrency of [`SmtpTransport::send_all`]
+    /// (Postmark recommends at most 10 connections per IP). Concurrent [`SmtpTransport::send`] calls
+    /// beyond it open extra connections, closed after use.
     pub max_connections: u32,
     /// Name sent in EHLO; default: this machine's host name.
     pub hello_name: Option<String>,
@@ -417,6 +419,9 @@ impl SmtpTransport {
             .send(message)
             .await
             .map_err(SmtpError::from_lettre)?;
+        // lettre hands the connection back to its pool from a spawned task; yielding lets that task
+        // run, so that the next message finds the connection parked instead of opening another.
+        tokio::task::yield_now().await;
         Ok(SmtpReceipt {
             code: u16::from(response.code()),
             message: response.message().collect::<Vec<_>>().join(" "),
