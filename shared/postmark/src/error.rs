@@ -167,6 +167,17 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// Postmark's error body: `{"ErrorCode": ..., "Message": ...}` (what a simulator answers).
+impl serde::Serialize for ApiError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("ErrorCode", &self.error_code.unwrap_or(0))?;
+        map.serialize_entry("Message", &self.message)?;
+        map.end()
+    }
+}
+
 /// Everything that can go wrong calling Postmark's API.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -379,6 +390,19 @@ mod tests {
             vec!["a@x.com", "b@y.org"]
         );
         assert!(parse_inactive_addresses("OK").is_empty());
+    }
+
+    #[test]
+    fn serialises_as_postmarks_error_body() {
+        let error = ApiError::new(
+            422,
+            Some(1235),
+            "The stream provided: 'x' does not exist on this server.",
+        );
+        assert_eq!(
+            serde_json::to_value(&error).unwrap(),
+            serde_json::json!({"ErrorCode": 1235, "Message": "The stream provided: 'x' does not exist on this server."})
+        );
     }
 
     #[test]

@@ -88,16 +88,27 @@ fn ensure_aiosmtpd() {
             .is_ok_and(|status| status.success())
     };
     if !importable() {
-        let install = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
-            .output()
-            .expect("the SMTP tests need python3 on PATH to run their SMTP server (aiosmtpd)");
+        // Plain first; `--user` and `--break-system-packages` for a system Python that refuses it.
+        let mut log = String::new();
+        for extra in [
+            &[][..],
+            &["--user"][..],
+            &["--user", "--break-system-packages"][..],
+        ] {
+            let install = Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
+                .args(extra)
+                .output()
+                .expect("the SMTP tests need python3 on PATH to run their SMTP server (aiosmtpd)");
+            log.push_str(&String::from_utf8_lossy(&install.stderr));
+            if importable() {
+                break;
+            }
+        }
         assert!(
             importable(),
-            "the SMTP tests need the Python package aiosmtpd and `python3 -m pip install aiosmtpd` \
-             failed: {}{}",
-            String::from_utf8_lossy(&install.stdout),
-            String::from_utf8_lossy(&install.stderr)
+            "the SMTP tests need the Python package aiosmtpd, and `python3 -m pip install \
+             aiosmtpd` failed:\n{log}"
         );
     }
     *checked = true;
