@@ -29,7 +29,7 @@ wait_http() {
 start_moto() {
   local port
   port=$(free_port)
-  python3 -m moto.server -H 127.0.0.1 -p "$port" >"${MOTO_LOG:-/dev/null}" 2>&1 &
+  python3 "$ROOT/dev/moto_server.py" -H 127.0.0.1 -p "$port" >"${MOTO_LOG:-/dev/null}" 2>&1 &
   MOTO_PID=$!
   if ! wait_http "$port" 60; then
     log "the AWS emulator (moto) did not start on port $port"

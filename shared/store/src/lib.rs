@@ -5,9 +5,12 @@
 pub mod activity;
 pub mod aws;
 pub mod error;
+pub mod events;
 pub mod schema;
 pub mod secrets;
+pub mod servers;
 pub mod sqs;
+pub mod stats;
 pub mod subscribers;
 pub mod table;
 

@@ -74,14 +74,34 @@ impl SecretCache {
 
     /// The current value of a secret. A missing secret is an error.
     pub async fn current(&self, name: &str) -> Result<Arc<SecretValue>, StoreError> {
-        self.get(name, Stage::Current)
+        self.current_within(name, self.ttl).await
+    }
+
+    /// The current value, fetched again if the cached one is older than `max_age`: after a credential
+    /// did not match, this notices a refresh made by another process without waiting for the TTL, while
+    /// a stream of wrong credentials still costs at most one fetch per `max_age`.
+    pub async fn current_within(
+        &self,
+        name: &str,
+        max_age: Duration,
+    ) -> Result<Arc<SecretValue>, StoreError> {
+        self.get(name, Stage::Current, max_age.min(self.ttl))
             .await?
             .ok_or_else(|| StoreError::Other(format!("secret {name} has no current value").into()))
     }
 
     /// The previous value, if the secret was ever refreshed.
     pub async fn previous(&self, name: &str) -> Result<Option<Arc<SecretValue>>, StoreError> {
-        self.get(name, Stage::Previous).await
+        self.previous_within(name, self.ttl).await
+    }
+
+    /// The previous value, fetched again if the cached one is older than `max_age`.
+    pub async fn previous_within(
+        &self,
+        name: &str,
+        max_age: Duration,
+    ) -> Result<Option<Arc<SecretValue>>, StoreError> {
+        self.get(name, Stage::Previous, max_age.min(self.ttl)).await
     }
 
     /// Forgets what is cached for `name` (after this process changed the secret itself).
@@ -90,12 +110,17 @@ impl SecretCache {
         entries.retain(|(n, _), _| n != name);
     }
 
-    async fn get(&self, name: &str, stage: Stage) -> Result<Option<Arc<SecretValue>>, StoreError> {
+    async fn get(
+        &self,
+        name: &str,
+        stage: Stage,
+        max_age: Duration,
+    ) -> Result<Option<Arc<SecretValue>>, StoreError> {
         let cache_key = (name.to_owned(), stage);
         // The lock is held across the fetch so that concurrent first requests make one call, not many.
         let mut entries = self.entries.lock().await;
         if let Some((fetched, value)) = entries.get(&cache_key)
-            && fetched.elapsed() < self.ttl
+            && fetched.elapsed() < max_age
         {
             return Ok(value.clone());
         }

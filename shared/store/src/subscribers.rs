@@ -6,12 +6,15 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use chrono::{DateTime, Utc};
+use domain::events::StatusChange;
 use domain::ports::{RecipientStanding, RecipientStandings};
 use domain::{EmailAddress, SubscriberStatus, SuppressionReason};
 
-use crate::activity::{PROFILE_SK, subscriber_pk};
+use crate::activity::{PROFILE_SK, sortable_time, subscriber_pk};
 use crate::error::StoreError;
-use crate::table::{Item, Table, get_s, key};
+use crate::table::{Item, Table, get_s, key, n, s};
 
 pub const SUPPRESSED_PARTITION: &str = "SUPPRESSED";
 
@@ -52,7 +55,7 @@ impl RecipientStandings for Table {
         keys.sort_unstable();
         keys.dedup();
         let items = self
-            .batch_get(keys.into_iter().map(profile_key).collect())
+            .batch_get(keys.into_iter().map(profile_key).collect(), false)
             .await?;
         items
             .iter()
@@ -65,57 +68,99 @@ impl RecipientStandings for Table {
     }
 }
 
-fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
 impl Table {
+    /// One update of a subscriber's profile: keeps `email`/`email_key` set, applies a status change (with
+    /// the suppression index entry), and adds to counters. With `only_if_newer`, a status change is refused
+    /// (the write fails its condition) when the profile already holds a change newer than `at`, so that
+    /// webhooks arriving out of order never undo a later change.
+    pub fn profile_update_op(
+        &self,
+        email: &EmailAddress,
+        change: Option<StatusChange>,
+        counters: &[(&str, i64)],
+        at: DateTime<Utc>,
+        only_if_newer: bool,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut set = vec!["email = :email", "email_key = :key"];
+        let mut remove: Vec<&str> = Vec::new();
+        let mut names = HashMap::new();
+        let mut values = HashMap::from([
+            (":email".to_owned(), s(email.as_str())),
+            (":key".to_owned(), s(email.key())),
+        ]);
+        let mut condition = None;
+        if let Some(change) = change {
+            names.insert("#status".to_owned(), "status".to_owned());
+            values.insert(":at".into(), s(sortable_time(at)));
+            set.extend(["#status = :status", "status_at = :at"]);
+            match change {
+                StatusChange::Suppress(reason) => {
+                    set.extend([
+                        "suppression_reason = :reason",
+                        "suppressed_at = :at",
+                        "gsi1pk = :gpk",
+                        "gsi1sk = :gsk",
+                    ]);
+                    values.insert(":status".into(), s(reason.status().as_str()));
+                    values.insert(":reason".into(), s(reason.as_str()));
+                    values.insert(":gpk".into(), s(SUPPRESSED_PARTITION));
+                    values.insert(
+                        ":gsk".into(),
+                        s(format!("{}#{}", reason.as_str(), email.key())),
+                    );
+                }
+                StatusChange::Reactivate => {
+                    values.insert(":status".into(), s(SubscriberStatus::Active.as_str()));
+                    remove.extend(["suppression_reason", "suppressed_at", "gsi1pk", "gsi1sk"]);
+                }
+            }
+            if only_if_newer {
+                condition = Some("attribute_not_exists(status_at) OR status_at <= :at");
+            }
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        if !counters.is_empty() {
+            let adds: Vec<String> = counters
+                .iter()
+                .enumerate()
+                .map(|(i, (name, delta))| {
+                    names.insert(format!("#c{i}"), (*name).to_owned());
+                    values.insert(format!(":c{i}"), n(delta));
+                    format!("#c{i} :c{i}")
+                })
+                .collect();
+            expression.push_str(&format!(" ADD {}", adds.join(", ")));
+        }
+        self.update_op(
+            profile_key(email.key()),
+            &expression,
+            condition,
+            names,
+            values,
+        )
+    }
+
     /// Puts the address on the suppression list with `reason` and sets the matching status.
     pub fn suppress_op(
         &self,
         email: &EmailAddress,
         reason: SuppressionReason,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
-        use crate::table::s;
-        self.update_op(
-            profile_key(email.key()),
-            "SET email = :email, email_key = :key, #status = :status, suppression_reason = :reason, \
-             suppressed_at = :at, gsi1pk = :gpk, gsi1sk = :gsk",
-            None,
-            names(&[("#status", "status")]),
-            HashMap::from([
-                (":email".into(), s(email.as_str())),
-                (":key".into(), s(email.key())),
-                (":status".into(), s(reason.status().as_str())),
-                (":reason".into(), s(reason.as_str())),
-                (":at".into(), s(crate::activity::sortable_time(at))),
-                (":gpk".into(), s(SUPPRESSED_PARTITION)),
-                (":gsk".into(), s(format!("{}#{}", reason.as_str(), email.key()))),
-            ]),
-        )
+        at: DateTime<Utc>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        self.profile_update_op(email, Some(StatusChange::Suppress(reason)), &[], at, false)
     }
 
     /// Takes the address off the suppression list and makes the subscriber active again.
-    pub fn reactivate_op(
-        &self,
-        email: &EmailAddress,
-    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
-        use crate::table::s;
-        self.update_op(
-            profile_key(email.key()),
-            "SET email = :email, email_key = :key, #status = :status \
-             REMOVE suppression_reason, suppressed_at, gsi1pk, gsi1sk",
-            None,
-            names(&[("#status", "status")]),
-            HashMap::from([
-                (":email".into(), s(email.as_str())),
-                (":key".into(), s(email.key())),
-                (":status".into(), s(SubscriberStatus::Active.as_str())),
-            ]),
+    pub fn reactivate_op(&self, email: &EmailAddress) -> Result<TransactWriteItem, StoreError> {
+        self.profile_update_op(
+            email,
+            Some(StatusChange::Reactivate),
+            &[],
+            Utc::now(),
+            false,
         )
     }
 }

@@ -229,7 +229,11 @@ impl Table {
 
     /// Reads many items by key, 100 per request, asking again for what DynamoDB left unprocessed.
     /// Keys that have no item are simply absent from the answer.
-    pub async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+    pub async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH_GET_LIMIT) {
             let mut pending = chunk.to_vec();
@@ -247,6 +251,7 @@ impl Table {
                 }
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(consistent)
                     .build()
                     .map_err(StoreError::build)?;
                 let out = self

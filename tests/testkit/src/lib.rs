@@ -22,7 +22,9 @@ static EMULATOR: OnceLock<Emulator> = OnceLock::new();
 
 const LAUNCHER: &str = r#"
 import socket, sys
+sys.path.insert(0, sys.argv[1])
 try:
+    import moto_server  # DynamoDB transaction isolation, see dev/moto_server.py
     from moto.server import ThreadedMotoServer
 except Exception as e:
     print("ERROR moto server mode is not installed (pip install 'moto[server]'): %s" % e, flush=True)
@@ -43,7 +45,11 @@ fn start_emulator() -> Emulator {
         };
     }
     let mut child = Command::new("python3")
-        .args(["-c", LAUNCHER])
+        .args([
+            "-c",
+            LAUNCHER,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../dev"),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -1,0 +1,461 @@
+//! Email servers: one item per server (`SERVERS` / `SERVER#{id}`), updated under optimistic concurrency
+//! on its `version`, and one Secrets Manager secret per server (`{prefix}/servers/{id}`) holding its
+//! credentials as JSON.
+//!
+//! The item's attributes are the fields of [`EmailServer`] as JSON maps them (nested objects become
+//! DynamoDB maps), so that the item reads plainly in the console and the domain type stays the single
+//! description of a server.
+//!
+//! A server's credentials never reach the table: the item keeps only [`CredentialHints`].
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+use domain::servers::{CredentialHint, CredentialHints, EmailServer, ServerId};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Number, Value};
+
+use crate::error::{StoreError, classify};
+use crate::schema::{PK, SK};
+use crate::secrets::SecretCache;
+use crate::table::{Item, PageQuery, Table, key, n};
+
+pub const SERVERS_PK: &str = "SERVERS";
+const SERVER_SK_PREFIX: &str = "SERVER#";
+const VERSION: &str = "version";
+
+/// The key of a server's item.
+pub fn server_key(id: &ServerId) -> Item {
+    key(SERVERS_PK, format!("{SERVER_SK_PREFIX}{id}"))
+}
+
+/// A DynamoDB attribute as JSON: maps and lists recursively, numbers as JSON numbers (text when they do
+/// not fit one), sets as lists, binary as null.
+pub fn attribute_to_json(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(text) => number_to_json(text),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::M(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), attribute_to_json(v)))
+                .collect(),
+        ),
+        AttributeValue::L(list) => Value::Array(list.iter().map(attribute_to_json).collect()),
+        AttributeValue::Ss(set) => Value::Array(set.iter().cloned().map(Value::String).collect()),
+        AttributeValue::Ns(set) => Value::Array(set.iter().map(|t| number_to_json(t)).collect()),
+        _ => Value::Null,
+    }
+}
+
+fn number_to_json(text: &str) -> Value {
+    if let Ok(i) = text.parse::<i64>() {
+        return Value::Number(i.into());
+    }
+    text.parse::<f64>()
+        .ok()
+        .and_then(Number::from_f64)
+        .map_or_else(|| Value::String(text.to_owned()), Value::Number)
+}
+
+/// JSON as a DynamoDB attribute (the inverse of [`attribute_to_json`] for what JSON can hold).
+pub fn json_to_attribute(value: &Value) -> AttributeValue {
+    match value {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(num) => n(num),
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Array(list) => AttributeValue::L(list.iter().map(json_to_attribute).collect()),
+        Value::Object(map) => AttributeValue::M(
+            map.iter()
+                .map(|(k, v)| (k.clone(), json_to_attribute(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// An item's attributes as a JSON object, without the table's key and index attributes.
+pub fn item_to_json(item: &Item) -> Map<String, Value> {
+    item.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), PK | SK) && !k.starts_with("gsi"))
+        .map(|(k, v)| (k.clone(), attribute_to_json(v)))
+        .collect()
+}
+
+fn server_item(server: &EmailServer) -> Result<Item, StoreError> {
+    let Value::Object(fields) = serde_json::to_value(server).map_err(StoreError::build)? else {
+        return Err(StoreError::Corrupt("a server is not a JSON object".into()));
+    };
+    let mut item = server_key(&server.id);
+    item.extend(
+        fields
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_attribute(v))),
+    );
+    Ok(item)
+}
+
+fn server_from(item: &Item) -> Result<EmailServer, StoreError> {
+    serde_json::from_value(Value::Object(item_to_json(item)))
+        .map_err(|e| StoreError::Corrupt(format!("email server item: {e}")))
+}
+
+impl Table {
+    /// Every configured server, in id order.
+    pub async fn servers(&self) -> Result<Vec<EmailServer>, StoreError> {
+        let mut servers = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .query_page(PageQuery {
+                    limit: 1000,
+                    cursor: cursor.as_deref(),
+                    ..PageQuery::table(SERVERS_PK, SERVER_SK_PREFIX)
+                })
+                .await?;
+            for item in &page.items {
+                servers.push(server_from(item)?);
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(servers),
+            }
+        }
+    }
+
+    /// One server, read consistently (an update is based on what this returns).
+    pub async fn server(&self, id: &ServerId) -> Result<Option<EmailServer>, StoreError> {
+        self.get(server_key(id), true)
+            .await?
+            .map(|item| server_from(&item))
+            .transpose()
+    }
+
+    /// Stores a new server. Returns false if a server with its id exists.
+    pub async fn create_server(&self, server: &EmailServer) -> Result<bool, StoreError> {
+        self.put_new(server_item(server)?).await
+    }
+
+    /// Replaces a server if its stored version is still `based_on`. Returns false if it changed or was
+    /// deleted meanwhile. The caller sets `server.version` to the new version.
+    pub async fn update_server(
+        &self,
+        server: &EmailServer,
+        based_on: u64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .put_item()
+            .table_name(self.name())
+            .set_item(Some(server_item(server)?))
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_values(":v", n(based_on))
+            .send()
+            .await
+            .map_err(classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a server. Returns false if there was none.
+    pub async fn delete_server(&self, id: &ServerId) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .delete_item()
+            .table_name(self.name())
+            .set_key(Some(server_key(id)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await
+            .map_err(classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A server's credentials, as kept in its secret: the Server API Token for API delivery, the SMTP
+/// username and password for SMTP. Postmark's own SMTP setup uses the Server API Token as both username
+/// and password, so the username is a credential too.
+#[derive(Clone, Debug, Default)]
+pub struct ServerCredentials {
+    pub api_token: Option<SecretString>,
+    pub smtp_username: Option<SecretString>,
+    pub smtp_password: Option<SecretString>,
+}
+
+const API_TOKEN: &str = "api_token";
+const SMTP_USERNAME: &str = "smtp_username";
+const SMTP_PASSWORD: &str = "smtp_password";
+
+impl ServerCredentials {
+    /// What the server item may show of them.
+    pub fn hints(&self) -> CredentialHints {
+        let hint =
+            |v: &Option<SecretString>| v.as_ref().map(|s| CredentialHint::of(s.expose_secret()));
+        CredentialHints {
+            api_token: hint(&self.api_token),
+            smtp_username: hint(&self.smtp_username),
+            smtp_password: hint(&self.smtp_password),
+        }
+    }
+
+    fn to_json(&self) -> String {
+        let mut map = Map::new();
+        for (name, value) in [
+            (API_TOKEN, &self.api_token),
+            (SMTP_USERNAME, &self.smtp_username),
+            (SMTP_PASSWORD, &self.smtp_password),
+        ] {
+            if let Some(v) = value {
+                map.insert(name.into(), Value::String(v.expose_secret().to_owned()));
+            }
+        }
+        Value::Object(map).to_string()
+    }
+
+    /// Reads the secret's JSON. The error never quotes the text: it is a secret.
+    fn from_json(text: &str) -> Result<Self, StoreError> {
+        let corrupt =
+            || StoreError::Corrupt("a server secret is not the expected JSON object".into());
+        let Value::Object(mut map) = serde_json::from_str(text).map_err(|_| corrupt())? else {
+            return Err(corrupt());
+        };
+        let mut take = |name: &str| -> Result<Option<SecretString>, StoreError> {
+            match map.remove(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(SecretString::from(s))),
+                Some(_) => Err(corrupt()),
+            }
+        };
+        Ok(Self {
+            api_token: take(API_TOKEN)?,
+            smtp_username: take(SMTP_USERNAME)?,
+            smtp_password: take(SMTP_PASSWORD)?,
+        })
+    }
+}
+
+/// The name of a server's secret.
+pub fn secret_name(prefix: &str, id: &ServerId) -> String {
+    format!("{}/servers/{id}", prefix.trim_end_matches('/'))
+}
+
+/// A server's credentials through the process's secret cache, for senders: a missing secret is an
+/// error (a server is never stored before its secret).
+pub async fn cached_credentials(
+    cache: &SecretCache,
+    prefix: &str,
+    id: &ServerId,
+) -> Result<ServerCredentials, StoreError> {
+    let secret = cache.current(&secret_name(prefix, id)).await?;
+    ServerCredentials::from_json(secret.value.expose_secret())
+}
+
+/// Credentials as read from the secret, with the version they were read from.
+#[derive(Clone, Debug)]
+pub struct StoredCredentials {
+    pub credentials: ServerCredentials,
+    pub version_id: Option<String>,
+}
+
+/// What replacing a secret's value did, so that it can be undone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replacement {
+    pub previous_version: Option<String>,
+    pub new_version: String,
+}
+
+/// The servers' secrets in Secrets Manager, all under one prefix.
+#[derive(Clone, Debug)]
+pub struct ServerSecrets {
+    client: aws_sdk_secretsmanager::Client,
+    prefix: String,
+}
+
+fn is_not_found<E: ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("ResourceNotFoundException")
+}
+
+impl ServerSecrets {
+    pub fn new(client: aws_sdk_secretsmanager::Client, prefix: impl Into<String>) -> Self {
+        Self {
+            client,
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn name(&self, id: &ServerId) -> String {
+        secret_name(&self.prefix, id)
+    }
+
+    /// Creates the secret of a new server.
+    pub async fn create(
+        &self,
+        id: &ServerId,
+        credentials: &ServerCredentials,
+    ) -> Result<(), StoreError> {
+        self.client
+            .create_secret()
+            .name(self.name(id))
+            .description("Credentials of an email server (JSON)")
+            .secret_string(credentials.to_json())
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// The current credentials, read directly (no cache: an admin's change must show at once).
+    pub async fn read(&self, id: &ServerId) -> Result<Option<StoredCredentials>, StoreError> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(self.name(id))
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(is_not_found) => return Ok(None),
+            Err(e) => return Err(classify(e)),
+        };
+        let text = out
+            .secret_string()
+            .ok_or_else(|| StoreError::Corrupt("a server secret has no string value".into()))?;
+        Ok(Some(StoredCredentials {
+            credentials: ServerCredentials::from_json(text)?,
+            version_id: out.version_id,
+        }))
+    }
+
+    /// Makes `credentials` the secret's current value; the previous value stays as `AWSPREVIOUS`.
+    pub async fn replace(
+        &self,
+        id: &ServerId,
+        credentials: &ServerCredentials,
+        previous_version: Option<String>,
+    ) -> Result<Replacement, StoreError> {
+        let out = self
+            .client
+            .put_secret_value()
+            .secret_id(self.name(id))
+            .secret_string(credentials.to_json())
+            .send()
+            .await
+            .map_err(classify)?;
+        let new_version = out
+            .version_id
+            .ok_or_else(|| StoreError::Corrupt("PutSecretValue returned no version".into()))?;
+        Ok(Replacement {
+            previous_version,
+            new_version,
+        })
+    }
+
+    /// Undoes a [`ServerSecrets::replace`] whose server update was refused: the previous version becomes
+    /// current again, unless another replacement has happened since (then that one stands).
+    pub async fn restore(
+        &self,
+        id: &ServerId,
+        replacement: &Replacement,
+    ) -> Result<(), StoreError> {
+        let Some(previous) = &replacement.previous_version else {
+            return Ok(());
+        };
+        let result = self
+            .client
+            .update_secret_version_stage()
+            .secret_id(self.name(id))
+            .version_stage("AWSCURRENT")
+            .remove_from_version_id(&replacement.new_version)
+            .move_to_version_id(previous)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // AWSCURRENT is no longer on our version: a later replacement won, and stays.
+            Err(e)
+                if e.as_service_error()
+                    .and_then(|s| s.code())
+                    .is_some_and(|c| c == "InvalidParameterException") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Deletes a server's secret at once (no recovery window: the server is gone). A missing secret is
+    /// fine.
+    pub async fn delete(&self, id: &ServerId) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_secret()
+            .secret_id(self.name(id))
+            .force_delete_without_recovery(true)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_not_found) => Ok(()),
+            Err(e) => Err(classify(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_and_attributes_round_trip() {
+        let json = serde_json::json!({
+            "s": "text", "i": 42, "neg": -7, "f": 1.5, "b": true, "z": null,
+            "m": {"inner": ["a", 1, false]},
+        });
+        let Value::Object(map) = &json else {
+            unreachable!()
+        };
+        let item: std::collections::HashMap<String, AttributeValue> = map
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_attribute(v)))
+            .collect();
+        assert_eq!(Value::Object(item_to_json(&item)), json);
+        assert_eq!(
+            attribute_to_json(&AttributeValue::N("1e400".into())),
+            Value::String("1e400".into())
+        );
+    }
+
+    #[test]
+    fn credentials_round_trip_and_a_bad_secret_is_never_quoted() {
+        let c = ServerCredentials {
+            api_token: Some(SecretString::from("tok-123456789")),
+            smtp_username: None,
+            smtp_password: Some(SecretString::from("pw-abcdefgh")),
+        };
+        let back = ServerCredentials::from_json(&c.to_json()).unwrap();
+        assert_eq!(back.api_token.unwrap().expose_secret(), "tok-123456789");
+        assert!(back.smtp_username.is_none());
+        assert_eq!(c.hints().smtp_password.unwrap().last4, "efgh");
+        assert!(!format!("{c:?}").contains("tok-123"));
+        let err = ServerCredentials::from_json("not json: hunter2-secret").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+        let err = ServerCredentials::from_json(r#"{"api_token": 12345678}"#).unwrap_err();
+        assert!(!err.to_string().contains("12345678"));
+    }
+
+    #[test]
+    fn secret_names_sit_under_the_prefix() {
+        let id = ServerId::parse("abc").unwrap();
+        assert_eq!(secret_name("app/dev", &id), "app/dev/servers/abc");
+        assert_eq!(secret_name("app/dev/", &id), "app/dev/servers/abc");
+    }
+}
