@@ -349,11 +349,7 @@ mod tests {
     fn picks_the_oldest_active_server_that_carries_the_type() {
         let servers = vec![
             server("newer", 30, &[(Transactional, "outbound")]),
-            server(
-                "older",
-                10,
-                &[(Broadcast, "broadcast"), (Sequence, "drip")],
-            ),
+            server("older", 10, &[(Broadcast, "broadcast"), (Sequence, "drip")]),
             server("oldest", 5, &[(Transactional, "receipts")]),
         ];
         let r = route(&servers, Transactional, None).unwrap();
@@ -389,7 +385,10 @@ mod tests {
             route(&servers, Transactional, None),
             Err(NoRoute::NoServerFor(Transactional))
         );
-        assert_eq!(route(&[], Transactional, None), Err(NoRoute::NoServerFor(Transactional)));
+        assert_eq!(
+            route(&[], Transactional, None),
+            Err(NoRoute::NoServerFor(Transactional))
+        );
         assert_eq!(
             NoRoute::NoServerFor(Broadcast).to_string(),
             "no active email server carries broadcast mail"
@@ -410,7 +409,11 @@ mod tests {
     #[test]
     fn a_named_server_is_never_replaced_by_another() {
         let mut servers = vec![
-            server("main", 1, &[(Transactional, "outbound"), (Broadcast, "broadcast")]),
+            server(
+                "main",
+                1,
+                &[(Transactional, "outbound"), (Broadcast, "broadcast")],
+            ),
             server("tx", 2, &[(Transactional, "outbound")]),
         ];
         assert_eq!(
