@@ -34,14 +34,29 @@ async fn tokens_are_checked_with_postmarks_messages() {
     let message = email("ada@example.org");
     let (status, body) = call(&sim, Method::POST, "/email", None, Some(&message)).await;
     assert_eq!((status, body["ErrorCode"].as_i64()), (401, Some(10)));
-    assert!(body["Message"].as_str().unwrap().starts_with("No Account or Server API tokens were supplied"));
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap()
+            .starts_with("No Account or Server API tokens were supplied")
+    );
 
     let (status, body) = call(&sim, Method::POST, "/email", Some("wrong"), Some(&message)).await;
     assert_eq!((status, body["ErrorCode"].as_i64()), (401, Some(10)));
-    assert_eq!(body["Message"], "Request does not contain a valid Server token.");
+    assert_eq!(
+        body["Message"],
+        "Request does not contain a valid Server token."
+    );
 
     // Header values are case-insensitive for Postmark, the token included.
-    let (status, _) = call(&sim, Method::POST, "/email", Some(&TOKEN.to_uppercase()), Some(&message)).await;
+    let (status, _) = call(
+        &sim,
+        Method::POST,
+        "/email",
+        Some(&TOKEN.to_uppercase()),
+        Some(&message),
+    )
+    .await;
     assert_eq!(status, 200);
 
     let response = reqwest::Client::new()
@@ -54,7 +69,10 @@ async fn tokens_are_checked_with_postmarks_messages() {
         .unwrap();
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["Message"], "Request does not contain a valid Server token.");
+    assert_eq!(
+        body["Message"],
+        "Request does not contain a valid Server token."
+    );
 
     let response = reqwest::Client::new()
         .post(format!("{}/email", sim.api_url()))
@@ -67,7 +85,10 @@ async fn tokens_are_checked_with_postmarks_messages() {
         .unwrap();
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["Message"], "Please do not include Account API Token for Server API Token calls.");
+    assert_eq!(
+        body["Message"],
+        "Please do not include Account API Token for Server API Token calls."
+    );
     assert!(sim.messages().len() == 1);
 }
 
@@ -82,7 +103,10 @@ async fn json_headers_are_required() {
         (Some("application/json"), Some("text/plain")),
         (Some("text/html"), Some("application/json")),
     ] {
-        let mut request = client.post(&url).header("X-Postmark-Server-Token", TOKEN).body(body.clone());
+        let mut request = client
+            .post(&url)
+            .header("X-Postmark-Server-Token", TOKEN)
+            .body(body.clone());
         if let Some(accept) = accept {
             request = request.header("Accept", accept);
         }
@@ -99,7 +123,9 @@ async fn json_headers_are_required() {
         "POST /email HTTP/1.1\r\nHost: localhost\r\nX-Postmark-Server-Token: {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    let mut stream = tokio::net::TcpStream::connect(sim.api_addr()).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(sim.api_addr())
+        .await
+        .unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream.write_all(raw.as_bytes()).await.unwrap();
     stream.write_all(&body).await.unwrap();
@@ -139,7 +165,11 @@ async fn broken_and_incompatible_json() {
     let (status, body) = post(&sim, "/email", &json!({"From": 42, "To": "a@example.org"})).await;
     assert_eq!((status, body["ErrorCode"].as_i64()), (422, Some(403)));
     let (status, body) = post(&sim, "/email/batch", &email("a@example.org")).await;
-    assert_eq!((status, body["ErrorCode"].as_i64()), (422, Some(403)), "a batch is an array");
+    assert_eq!(
+        (status, body["ErrorCode"].as_i64()),
+        (422, Some(403)),
+        "a batch is an array"
+    );
 }
 
 #[tokio::test]
@@ -174,7 +204,10 @@ async fn recipients_are_checked() {
     let (sim, _) = with_server(None).await;
     let (status, body) = post(&sim, "/email", &email("invalid@localhost")).await;
     assert_eq!((status, body["ErrorCode"].as_i64()), (422, Some(300)));
-    assert_eq!(body["Message"], "Invalid 'To' address: 'invalid@localhost'.");
+    assert_eq!(
+        body["Message"],
+        "Invalid 'To' address: 'invalid@localhost'."
+    );
 
     let mut message = email("ada@example.org");
     message["Cc"] = json!("bad-cc");
@@ -184,10 +217,18 @@ async fn recipients_are_checked() {
     let fifty: Vec<String> = (0..50).map(|n| format!("r{n}@example.org")).collect();
     let mut message = email(&fifty[..40].join(", "));
     message["Bcc"] = json!(fifty[40..].join(", "));
-    assert_eq!(post(&sim, "/email", &message).await.0, 200, "50 recipients in all");
+    assert_eq!(
+        post(&sim, "/email", &message).await.0,
+        200,
+        "50 recipients in all"
+    );
     message["Cc"] = json!("one-more@example.org");
     let (status, body) = post(&sim, "/email", &message).await;
-    assert_eq!((status, body["ErrorCode"].as_i64()), (422, Some(300)), "{body}");
+    assert_eq!(
+        (status, body["ErrorCode"].as_i64()),
+        (422, Some(300)),
+        "{body}"
+    );
 
     let mut no_one = email("ada@example.org");
     no_one.as_object_mut().unwrap().remove("To");
@@ -198,13 +239,21 @@ async fn recipients_are_checked() {
     no_body.as_object_mut().unwrap().remove("HtmlBody");
     no_body.as_object_mut().unwrap().remove("TextBody");
     let (_, body) = post(&sim, "/email", &no_body).await;
-    assert_eq!(body["Message"], "Provide either email TextBody or HtmlBody or both.");
+    assert_eq!(
+        body["Message"],
+        "Provide either email TextBody or HtmlBody or both."
+    );
 
     let mut long_key = email("ada@example.org");
     long_key["Metadata"] = json!({"a_key_longer_than_twenty": "x"});
     let (_, body) = post(&sim, "/email", &long_key).await;
     assert_eq!(body["ErrorCode"], 300);
-    assert!(body["Message"].as_str().unwrap().contains("limited to 20 characters"));
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap()
+            .contains("limited to 20 characters")
+    );
 }
 
 #[tokio::test]
@@ -214,7 +263,10 @@ async fn the_stream_must_exist() {
     message["MessageStream"] = json!("unknown-stream");
     let (status, body) = post(&sim, "/email", &message).await;
     assert_eq!((status, body["ErrorCode"].as_i64()), (422, Some(1235)));
-    assert_eq!(body["Message"], "The stream provided: 'unknown-stream' does not exist on this server.");
+    assert_eq!(
+        body["Message"],
+        "The stream provided: 'unknown-stream' does not exist on this server."
+    );
     message["MessageStream"] = json!("broadcast");
     let (status, body) = post(&sim, "/email", &message).await;
     assert_eq!(status, 200);
@@ -225,7 +277,11 @@ async fn the_stream_must_exist() {
 #[tokio::test]
 async fn batches_answer_per_message_and_stop_at_500() {
     let (sim, _) = with_server(None).await;
-    let batch = json!([email("ada@example.org"), email("invalid@localhost"), email("bob@example.org")]);
+    let batch = json!([
+        email("ada@example.org"),
+        email("invalid@localhost"),
+        email("bob@example.org")
+    ]);
     let (status, body) = post(&sim, "/email/batch", &batch).await;
     assert_eq!(status, 200);
     let items = body.as_array().unwrap();
@@ -235,7 +291,9 @@ async fn batches_answer_per_message_and_stop_at_500() {
     assert!(items[1].get("MessageID").is_none());
     assert_eq!(items[2]["To"], "bob@example.org");
 
-    let too_many: Vec<Value> = (0..501).map(|n| email(&format!("r{n}@example.org"))).collect();
+    let too_many: Vec<Value> = (0..501)
+        .map(|n| email(&format!("r{n}@example.org")))
+        .collect();
     let (status, body) = post(&sim, "/email/batch", &Value::Array(too_many)).await;
     assert_eq!((status, body["ErrorCode"].as_i64()), (422, Some(410)));
     assert_eq!(sim.messages().len(), 2);
@@ -273,17 +331,30 @@ async fn inactive_recipients_are_refused_or_skipped() {
     let (status, answer) = post(&sim, "/email", &email("gone@example.org")).await;
     assert_eq!((status, answer["ErrorCode"].as_i64()), (422, Some(406)));
     let text = answer["Message"].as_str().unwrap();
-    assert!(text.contains("Found inactive addresses: gone@example.org."), "{text}");
-    assert_eq!(postmark::parse_inactive_addresses(text), vec!["gone@example.org"]);
+    assert!(
+        text.contains("Found inactive addresses: gone@example.org."),
+        "{text}"
+    );
+    assert_eq!(
+        postmark::parse_inactive_addresses(text),
+        vec!["gone@example.org"]
+    );
 
     let (status, answer) = post(&sim, "/email", &email("gone@example.org, ada@example.org")).await;
     assert_eq!((status, answer["ErrorCode"].as_i64()), (200, Some(0)));
-    assert!(answer["Message"].as_str().unwrap().starts_with("Message OK, but will not deliver to these inactive addresses: gone@example.org"));
+    assert!(answer["Message"].as_str().unwrap().starts_with(
+        "Message OK, but will not deliver to these inactive addresses: gone@example.org"
+    ));
     let stored = sim.message(answer["MessageID"].as_str().unwrap()).unwrap();
     assert!(!stored.was_delivered_to("gone@example.org"));
     assert!(stored.was_delivered_to("ada@example.org"));
 
-    let (status, answer) = post(&sim, "/email/batch", &json!([email("ada@example.org"), email("gone@example.org")])).await;
+    let (status, answer) = post(
+        &sim,
+        "/email/batch",
+        &json!([email("ada@example.org"), email("gone@example.org")]),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(answer[0]["ErrorCode"], 0);
     assert_eq!(answer[1]["ErrorCode"], 406);
@@ -297,18 +368,34 @@ async fn inactive_recipients_are_refused_or_skipped() {
 #[tokio::test]
 async fn the_test_token_accepts_without_sending() {
     let (sim, _) = with_server(None).await;
-    let (status, body) = call(&sim, Method::POST, "/email", Some("POSTMARK_API_TEST"), Some(&email("ada@example.org"))).await;
+    let (status, body) = call(
+        &sim,
+        Method::POST,
+        "/email",
+        Some("POSTMARK_API_TEST"),
+        Some(&email("ada@example.org")),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["Message"], "Test job accepted");
     assert!(sim.messages().is_empty());
-    let (status, _) = call(&sim, Method::GET, "/server", Some("POSTMARK_API_TEST"), None).await;
+    let (status, _) = call(
+        &sim,
+        Method::GET,
+        "/server",
+        Some("POSTMARK_API_TEST"),
+        None,
+    )
+    .await;
     assert_eq!(status, 401);
 }
 
 #[tokio::test]
 async fn server_has_postmarks_shape_without_other_tokens() {
     let sim = simulator().await;
-    let mut config = ServerConfig::new(TOKEN).name("Shop").sender_domain("example.com");
+    let mut config = ServerConfig::new(TOKEN)
+        .name("Shop")
+        .sender_domain("example.com");
     config.tokens.push("second-token-never-shown".to_owned());
     let summary = sim.add_server(config);
     let (status, body) = get(&sim, "/server").await;
@@ -339,7 +426,12 @@ async fn message_streams_are_listed_and_found() {
     let (status, body) = get(&sim, "/message-streams").await;
     assert_eq!(status, 200);
     assert_eq!(body["TotalCount"], 3);
-    let ids: Vec<&str> = body["MessageStreams"].as_array().unwrap().iter().map(|s| s["ID"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = body["MessageStreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["ID"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec!["outbound", "broadcast", "newsletters"]);
     let (_, body) = get(&sim, "/message-streams?MessageStreamType=Broadcasts").await;
     assert_eq!(body["TotalCount"], 2);
@@ -348,20 +440,36 @@ async fn message_streams_are_listed_and_found() {
     assert_eq!(status, 200);
     assert_eq!(body["MessageStreamType"], "Broadcasts");
     assert_eq!(body["Name"], "Newsletters");
-    assert_eq!(body["SubscriptionManagementConfiguration"]["UnsubscribeHandlingType"], "Postmark");
+    assert_eq!(
+        body["SubscriptionManagementConfiguration"]["UnsubscribeHandlingType"],
+        "Postmark"
+    );
     assert!(body["ArchivedAt"].is_null());
 
     let (status, body) = get(&sim, "/message-streams/missing").await;
     assert_eq!((status, body["ErrorCode"].as_i64()), (422, Some(1226)));
-    assert_eq!(body["Message"], "The message stream for the provided 'ID' was not found.");
+    assert_eq!(
+        body["Message"],
+        "The message stream for the provided 'ID' was not found."
+    );
 }
 
 #[tokio::test]
 async fn suppressions_are_dumped_created_and_deleted() {
     let (sim, _) = with_server(None).await;
     // A hard bounce suppresses on its own; a complaint too, and it cannot be lifted.
-    post(&sim, "/email", &email("HardBounce@bounce-testing.postmarkapp.com")).await;
-    post(&sim, "/email", &email("angry@spam-complaint.postmarkapp.com")).await;
+    post(
+        &sim,
+        "/email",
+        &email("HardBounce@bounce-testing.postmarkapp.com"),
+    )
+    .await;
+    post(
+        &sim,
+        "/email",
+        &email("angry@spam-complaint.postmarkapp.com"),
+    )
+    .await;
     let body = json!({"Suppressions": [
         {"EmailAddress": "manual@example.org"},
         {"EmailAddress": "angry@spam-complaint.postmarkapp.com"},
@@ -369,31 +477,75 @@ async fn suppressions_are_dumped_created_and_deleted() {
     ]});
     let (status, answer) = post(&sim, "/message-streams/outbound/suppressions", &body).await;
     assert_eq!(status, 200);
-    let statuses: Vec<&str> = answer["Suppressions"].as_array().unwrap().iter().map(|s| s["Status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = answer["Suppressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, vec!["Suppressed", "Failed", "Failed"]);
     assert_eq!(answer["Suppressions"][0]["Message"], Value::Null);
-    assert_eq!(answer["Suppressions"][1]["Message"], "You do not have the required authority to change this suppression.");
-    assert_eq!(answer["Suppressions"][2]["Message"], "An invalid email address was provided.");
+    assert_eq!(
+        answer["Suppressions"][1]["Message"],
+        "You do not have the required authority to change this suppression."
+    );
+    assert_eq!(
+        answer["Suppressions"][2]["Message"],
+        "An invalid email address was provided."
+    );
 
     let (status, dump) = get(&sim, "/message-streams/outbound/suppressions/dump").await;
     assert_eq!(status, 200);
     let entries = dump["Suppressions"].as_array().unwrap();
     let reasons: std::collections::BTreeMap<&str, (&str, &str)> = entries
         .iter()
-        .map(|e| (e["EmailAddress"].as_str().unwrap(), (e["SuppressionReason"].as_str().unwrap(), e["Origin"].as_str().unwrap())))
+        .map(|e| {
+            (
+                e["EmailAddress"].as_str().unwrap(),
+                (
+                    e["SuppressionReason"].as_str().unwrap(),
+                    e["Origin"].as_str().unwrap(),
+                ),
+            )
+        })
         .collect();
-    assert_eq!(reasons["HardBounce@bounce-testing.postmarkapp.com"], ("HardBounce", "Recipient"));
-    assert_eq!(reasons["angry@spam-complaint.postmarkapp.com"], ("SpamComplaint", "Recipient"));
-    assert_eq!(reasons["manual@example.org"], ("ManualSuppression", "Customer"));
-    assert!(entries.iter().all(|e| is_postmark_timestamp(e["CreatedAt"].as_str().unwrap())));
-    let (_, only) = get(&sim, "/message-streams/outbound/suppressions/dump?SuppressionReason=HardBounce").await;
+    assert_eq!(
+        reasons["HardBounce@bounce-testing.postmarkapp.com"],
+        ("HardBounce", "Recipient")
+    );
+    assert_eq!(
+        reasons["angry@spam-complaint.postmarkapp.com"],
+        ("SpamComplaint", "Recipient")
+    );
+    assert_eq!(
+        reasons["manual@example.org"],
+        ("ManualSuppression", "Customer")
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| is_postmark_timestamp(e["CreatedAt"].as_str().unwrap()))
+    );
+    let (_, only) = get(
+        &sim,
+        "/message-streams/outbound/suppressions/dump?SuppressionReason=HardBounce",
+    )
+    .await;
     assert_eq!(only["Suppressions"].as_array().unwrap().len(), 1);
 
     let body = json!({"Suppressions": [{"EmailAddress": "manual@example.org"}, {"EmailAddress": "angry@spam-complaint.postmarkapp.com"}, {"EmailAddress": "never@example.org"}]});
     let (_, answer) = post(&sim, "/message-streams/outbound/suppressions/delete", &body).await;
-    let statuses: Vec<&str> = answer["Suppressions"].as_array().unwrap().iter().map(|s| s["Status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = answer["Suppressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, vec!["Deleted", "Failed", "Deleted"]);
-    assert_eq!(post(&sim, "/email", &email("manual@example.org")).await.0, 200);
+    assert_eq!(
+        post(&sim, "/email", &email("manual@example.org")).await.0,
+        200
+    );
 
     let (status, body) = get(&sim, "/message-streams/nope/suppressions/dump").await;
     assert_eq!((status, body["ErrorCode"].as_i64()), (422, Some(1226)));
@@ -403,13 +555,34 @@ async fn suppressions_are_dumped_created_and_deleted() {
 async fn a_bounce_is_reactivated() {
     let receiver = Receiver::start().await;
     let (sim, _) = with_server(Some(postmark_sim::WebhookConfig::new(receiver.url("/wh")))).await;
-    post(&sim, "/email", &email("hard_bounce@bounce-testing.postmarkapp.com")).await;
+    post(
+        &sim,
+        "/email",
+        &email("hard_bounce@bounce-testing.postmarkapp.com"),
+    )
+    .await;
     assert!(sim.settle(SETTLE).await);
     let bounce = &receiver.of_type("Bounce")[0].body;
     let id = bounce["ID"].as_i64().unwrap();
-    assert_eq!(post(&sim, "/email", &email("hard_bounce@bounce-testing.postmarkapp.com")).await.1["ErrorCode"], 406);
+    assert_eq!(
+        post(
+            &sim,
+            "/email",
+            &email("hard_bounce@bounce-testing.postmarkapp.com")
+        )
+        .await
+        .1["ErrorCode"],
+        406
+    );
 
-    let (status, body) = call(&sim, Method::PUT, &format!("/bounces/{id}/activate"), Some(TOKEN), None).await;
+    let (status, body) = call(
+        &sim,
+        Method::PUT,
+        &format!("/bounces/{id}/activate"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["Message"], "OK");
     assert_eq!(body["Bounce"]["Inactive"], false);
@@ -422,7 +595,14 @@ async fn a_bounce_is_reactivated() {
     assert_eq!(reactivation.body["SuppressSending"], false);
     assert_eq!(reactivation.body["Origin"], "Customer");
 
-    let (status, body) = call(&sim, Method::PUT, "/bounces/999/activate", Some(TOKEN), None).await;
+    let (status, body) = call(
+        &sim,
+        Method::PUT,
+        "/bounces/999/activate",
+        Some(TOKEN),
+        None,
+    )
+    .await;
     assert_eq!(status, 422);
     assert!(body["ErrorCode"].as_i64().is_some());
 }

@@ -61,7 +61,10 @@ pub async fn call(
     let response = request.send().await.expect("the simulator answers");
     let status = response.status().as_u16();
     let bytes = response.bytes().await.expect("a body");
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 pub async fn post(sim: &Simulator, path: &str, body: &Value) -> (u16, Value) {
@@ -105,7 +108,7 @@ impl Received {
 struct ReceiverState {
     received: Mutex<Vec<Received>>,
     statuses: Mutex<VecDeque<u16>>,
-    delay: Mutex<Option<Duration>>,
+    delays: Mutex<VecDeque<Duration>>,
 }
 
 /// An HTTP server that records every request and answers with the queued statuses (then 200).
@@ -121,7 +124,7 @@ async fn record(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let delay = *state.delay.lock().unwrap();
+    let delay = state.delays.lock().unwrap().pop_front();
     state.received.lock().unwrap().push(Received {
         uri,
         headers,
@@ -156,9 +159,9 @@ impl Receiver {
         self.state.statuses.lock().unwrap().extend(statuses);
     }
 
-    /// Waits this long before answering.
-    pub fn delay(&self, delay: Duration) {
-        *self.state.delay.lock().unwrap() = Some(delay);
+    /// Waits this long before answering the next request (once per call).
+    pub fn delay_next(&self, delay: Duration) {
+        self.state.delays.lock().unwrap().push_back(delay);
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -181,6 +184,7 @@ pub fn is_postmark_timestamp(text: &str) -> bool {
     let digits: String = fraction.chars().take_while(char::is_ascii_digit).collect();
     let offset = &fraction[digits.len()..];
     digits.len() == 7
-        && (offset == "Z" || (offset.len() == 6 && (offset.starts_with('-') || offset.starts_with('+'))))
+        && (offset == "Z"
+            || (offset.len() == 6 && (offset.starts_with('-') || offset.starts_with('+'))))
         && chrono::DateTime::parse_from_rfc3339(text).is_ok()
 }
