@@ -1,0 +1,193 @@
+//! The `postmark` crate's API client and SMTP transport against the simulator.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use postmark::smtp::{SmtpAuth, SmtpConfig, SmtpTransport};
+use postmark::{Email, ErrorClass, PostmarkClient, ServerToken, SuppressionQuery, TrackLinks};
+use postmark_sim::{FaultAction, FaultRule, Faults, Simulator, Via, WebhookConfig};
+
+fn client(sim: &Simulator, token: &str) -> PostmarkClient {
+    PostmarkClient::new(
+        sim.api_url().parse().unwrap(),
+        ServerToken::new(token),
+        Duration::from_secs(10),
+    )
+    .unwrap()
+}
+
+fn message(to: &str) -> Email {
+    Email::new(FROM, to)
+        .subject("From the client")
+        .html_body("<p>Hello</p>")
+        .text_body("Hello")
+        .tag("client")
+        .metadata("job_id", "j-1")
+}
+
+#[tokio::test]
+async fn the_client_sends_and_reads_back() {
+    let receiver = Receiver::start().await;
+    let (sim, server) = with_server(Some(WebhookConfig::new(receiver.url("/wh")))).await;
+    let postmark = client(&sim, TOKEN);
+
+    let receipt = postmark.send(&message("ada@example.org")).await.unwrap();
+    let id = receipt.message_id.clone().unwrap();
+    assert_eq!(sim.message(&id).unwrap().tag.as_deref(), Some("client"));
+
+    let emails: Vec<Email> = (0..500)
+        .map(|n| message(&format!("r{n}@example.org")))
+        .collect();
+    let outcomes = postmark.send_batch(&emails).await.unwrap();
+    assert_eq!(outcomes.len(), 500);
+    assert!(outcomes.iter().all(Result::is_ok));
+    assert_eq!(
+        sim.counters().requests["POST /email/batch"],
+        1,
+        "one call for 500 messages"
+    );
+
+    let info = postmark.server().await.unwrap();
+    assert_eq!(info.id, Some(server.id as i64));
+    let stream = postmark.message_stream("broadcast").await.unwrap();
+    assert_eq!(
+        stream.message_stream_type,
+        Some(postmark::MessageStreamType::Broadcasts)
+    );
+    let missing = postmark.message_stream("nope").await.unwrap_err();
+    assert_eq!(
+        missing.api_error().and_then(|api| api.error_code()),
+        Some(1226)
+    );
+
+    postmark
+        .send(&message("HardBounce@bounce-testing.postmarkapp.com"))
+        .await
+        .unwrap();
+    let inactive = postmark
+        .send(&message("HardBounce@bounce-testing.postmarkapp.com"))
+        .await
+        .unwrap_err();
+    assert_eq!(inactive.class(), ErrorClass::RecipientInactive);
+    assert_eq!(
+        inactive.api_error().unwrap().inactive_recipients(),
+        ["HardBounce@bounce-testing.postmarkapp.com".to_owned()]
+    );
+
+    let created = postmark
+        .create_suppressions("outbound", &["manual@example.org"])
+        .await
+        .unwrap();
+    assert!(created[0].succeeded());
+    let dump = postmark
+        .suppressions("outbound", &SuppressionQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(dump.len(), 2);
+    let deleted = postmark
+        .delete_suppressions("outbound", &["manual@example.org"])
+        .await
+        .unwrap();
+    assert!(deleted[0].succeeded());
+
+    assert!(sim.settle(SETTLE).await);
+    let bounce_id = receiver.of_type("Bounce")[0].body["ID"].as_i64().unwrap();
+    let activation = postmark.activate_bounce(bounce_id).await.unwrap();
+    assert_eq!(
+        activation.bounce.and_then(|bounce| bounce.inactive),
+        Some(false)
+    );
+    postmark
+        .send(&message("HardBounce@bounce-testing.postmarkapp.com"))
+        .await
+        .unwrap();
+
+    let unknown = client(&sim, "not-a-token")
+        .send(&message("ada@example.org"))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.class(), ErrorClass::Configuration);
+    let mut unverified = message("ada@example.org");
+    unverified.from = "x@unverified.example".into();
+    assert_eq!(
+        postmark.send(&unverified).await.unwrap_err().class(),
+        ErrorClass::InvalidRequest
+    );
+}
+
+#[tokio::test]
+async fn the_client_classifies_simulated_faults() {
+    let (sim, _) = with_server(None).await;
+    let postmark = client(&sim, TOKEN);
+    for (action, retryable) in [
+        (FaultAction::Status { status: 429 }, true),
+        (FaultAction::Status { status: 500 }, true),
+        (FaultAction::Status { status: 503 }, true),
+        (FaultAction::Drop, true),
+    ] {
+        sim.set_faults(Faults::seeded(3).rule(FaultRule::new(action.clone()).times(1)));
+        let error = postmark
+            .send(&message("ada@example.org"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.is_retryable(), retryable, "{action:?}: {error}");
+        postmark.send(&message("ada@example.org")).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_smtp_transport_sends_through_starttls_and_auth() {
+    let receiver = Receiver::start().await;
+    let (sim, _) = with_server(Some(WebhookConfig::new(receiver.url("/wh")))).await;
+    let smtp = sim.smtp_addr().unwrap();
+    for auth in [SmtpAuth::Plain, SmtpAuth::Login] {
+        let config = SmtpConfig::new("localhost", smtp.port(), TOKEN, TOKEN.to_owned())
+            .with_auth(auth)
+            .with_extra_root_ca_pem(sim.ca_pem())
+            .with_timeout(Duration::from_secs(10));
+        let transport = SmtpTransport::new(config).unwrap();
+        transport.test_connection().await.unwrap();
+        let email = message("ada@example.org")
+            .message_stream("broadcast")
+            .track_opens(true)
+            .track_links(TrackLinks::HtmlOnly)
+            .cc("cc@example.org")
+            .bcc("bcc@example.org");
+        let receipt = transport.send(&email).await.unwrap();
+        assert_eq!(receipt.code, 250);
+        transport.shutdown().await;
+    }
+    let messages = sim.messages();
+    assert_eq!(messages.len(), 2);
+    for stored in &messages {
+        assert_eq!(stored.via, Via::Smtp);
+        assert_eq!(stored.message_stream, "broadcast");
+        assert_eq!(stored.tag.as_deref(), Some("client"));
+        assert_eq!(
+            stored.metadata.get("job_id").map(String::as_str),
+            Some("j-1")
+        );
+        assert_eq!(stored.subject.as_deref(), Some("From the client"));
+        assert_eq!(
+            stored.html_body.as_deref().map(str::trim),
+            Some("<p>Hello</p>")
+        );
+        assert_eq!(stored.text_body.as_deref().map(str::trim), Some("Hello"));
+        assert!(stored.track_opens);
+        assert_eq!(stored.track_links, TrackLinks::HtmlOnly);
+        assert_eq!(stored.recipients.len(), 3);
+    }
+    assert!(sim.settle(SETTLE).await);
+    assert_eq!(receiver.of_type("Delivery").len(), 6);
+
+    let wrong = SmtpConfig::new("localhost", smtp.port(), TOKEN, "wrong".to_owned())
+        .with_extra_root_ca_pem(sim.ca_pem());
+    let failure = SmtpTransport::new(wrong)
+        .unwrap()
+        .send(&message("ada@example.org"))
+        .await
+        .unwrap_err();
+    assert!(!failure.is_retryable(), "{failure}");
+}
