@@ -46,3 +46,26 @@ stop_moto() {
     MOTO_PID=
   fi
 }
+
+# Installs cargo-lambda (from PyPI; it brings zig) when missing.
+ensure_cargo_lambda() {
+  if ! cargo lambda --version >/dev/null 2>&1; then
+    log "installing cargo-lambda"
+    python3 -m pip install --quiet --disable-pip-version-check cargo-lambda
+  fi
+}
+
+# Dummy credentials and the emulator's endpoint for the AWS SDK and the functions.
+aws_env_for_moto() {
+  export AWS_ENDPOINT_URL="$MOTO_ENDPOINT" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+    AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true
+}
+
+# Waits until the URL answers with any HTTP status, for at most $2 seconds.
+wait_url() {
+  local url=$1 deadline=$((SECONDS + ${2:-60}))
+  until curl -s -o /dev/null "$url"; do
+    if ((SECONDS > deadline)); then return 1; fi
+    sleep 0.3
+  done
+}
