@@ -1,6 +1,9 @@
 //! Postmark's API: `/email`, `/email/batch`, `/server`, `/message-streams...`, suppressions and bounce
 //! reactivation, with Postmark's checks and answers.
 
+// Handlers answer with a ready HTTP response as their error; its size is irrelevant per request.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};

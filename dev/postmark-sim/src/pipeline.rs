@@ -3,6 +3,7 @@
 //! other changes that post webhooks: suppressions by hand, bounce reactivation, opens and clicks.
 
 use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use postmark::webhook::{
@@ -278,29 +279,33 @@ impl Sim {
                 for recipient in &item.recipients {
                     let key = address::key(recipient);
                     let suppression_key = (server.id, item.stream.clone(), key.clone());
-                    let outcome = if suppressions.contains_key(&suppression_key) {
-                        inactive.push(recipient.clone());
-                        RecipientOutcome::Inactive
-                    } else if let Some(kind) =
-                        fake_bounce_type(recipient, item.bounce_type.as_deref())
-                    {
-                        if kind.class() == BounceClass::Hard {
-                            suppressions.insert(
-                                suppression_key,
-                                suppression(recipient, SuppressionReason::HardBounce),
-                            );
+                    let outcome = match suppressions.entry(suppression_key) {
+                        Entry::Occupied(_) => {
+                            inactive.push(recipient.clone());
+                            RecipientOutcome::Inactive
                         }
-                        RecipientOutcome::Bounced {
-                            bounce_type: kind.as_str().to_owned(),
+                        Entry::Vacant(slot) => {
+                            let (outcome, suppressed_for) = if let Some(kind) =
+                                fake_bounce_type(recipient, item.bounce_type.as_deref())
+                            {
+                                let hard = kind.class() == BounceClass::Hard;
+                                let outcome = RecipientOutcome::Bounced {
+                                    bounce_type: kind.as_str().to_owned(),
+                                };
+                                (outcome, hard.then_some(SuppressionReason::HardBounce))
+                            } else if server.complains(&key) {
+                                (
+                                    RecipientOutcome::Complained,
+                                    Some(SuppressionReason::SpamComplaint),
+                                )
+                            } else {
+                                (RecipientOutcome::Delivered, None)
+                            };
+                            if let Some(reason) = suppressed_for {
+                                slot.insert(suppression(recipient, reason));
+                            }
+                            outcome
                         }
-                    } else if server.complains(&key) {
-                        suppressions.insert(
-                            suppression_key,
-                            suppression(recipient, SuppressionReason::SpamComplaint),
-                        );
-                        RecipientOutcome::Complained
-                    } else {
-                        RecipientOutcome::Delivered
                     };
                     outcomes.entry(key).or_insert(outcome);
                 }
