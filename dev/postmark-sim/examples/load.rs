@@ -26,10 +26,12 @@ async fn main() {
     let concurrency: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(4).max(1);
     let webhooks = args.iter().any(|a| a == "webhooks");
 
-    let mut options = SimOptions::default();
-    options.smtp_addr = None;
+    let mut options = SimOptions {
+        smtp_addr: None,
+        max_stored: 50_000,
+        ..SimOptions::default()
+    };
     options.webhooks.delay_scale = 0.0;
-    options.max_stored = 50_000;
     let sim = Simulator::start(options)
         .await
         .expect("the simulator starts");
