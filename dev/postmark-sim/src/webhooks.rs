@@ -127,13 +127,22 @@ impl Outbox {
 
     /// Queues `event` for `target`; returns at once.
     pub fn enqueue(self: &Arc<Self>, target: &WebhookConfig, event: &WebhookEvent) {
-        let payload = match serde_json::to_value(event) {
+        let mut payload = match serde_json::to_value(event) {
             Ok(payload) => payload,
             Err(error) => {
                 tracing::error!(%error, "a webhook payload did not serialise");
                 return;
             }
         };
+        // Postmark writes these as null on a reactivation or a manual change; the payload types
+        // leave absent fields out.
+        if let (WebhookEvent::SubscriptionChange(_), serde_json::Value::Object(fields)) =
+            (event, &mut payload)
+        {
+            for key in ["MessageID", "SuppressionReason", "Tag"] {
+                fields.entry(key).or_insert(serde_json::Value::Null);
+            }
+        }
         let body = Bytes::from(payload.to_string());
         let Ok(mut url) = Url::parse(&target.url) else {
             tracing::warn!("webhook URL is not a URL; event not posted");

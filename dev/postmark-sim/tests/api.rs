@@ -594,6 +594,13 @@ async fn a_bounce_is_reactivated() {
     let reactivation = changes.last().unwrap();
     assert_eq!(reactivation.body["SuppressSending"], false);
     assert_eq!(reactivation.body["Origin"], "Customer");
+    for key in ["MessageID", "SuppressionReason", "Tag"] {
+        assert_eq!(
+            reactivation.body.get(key),
+            Some(&Value::Null),
+            "{key} is null on a reactivation"
+        );
+    }
 
     let (status, body) = call(
         &sim,
