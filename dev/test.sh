@@ -13,6 +13,9 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+log "template.yaml: cfn-lint and sam validate --lint"
+"$ROOT/dev/lint-template.sh"
+
 trap stop_moto EXIT
 start_moto
 
