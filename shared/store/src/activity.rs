@@ -33,7 +33,8 @@ pub fn sortable_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn activity_item(email_key: &str, entry: &ActivityEntry) -> Item {
+/// The item of one activity entry (for batched writes).
+pub fn activity_item(email_key: &str, entry: &ActivityEntry) -> Item {
     let mut item = key(
         subscriber_pk(email_key),
         format!("{ACTIVITY_PREFIX}{}#{}", sortable_time(entry.at), entry.id),

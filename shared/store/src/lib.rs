@@ -6,6 +6,7 @@ pub mod activity;
 pub mod aws;
 pub mod error;
 pub mod events;
+pub mod jobs;
 pub mod schema;
 pub mod secrets;
 pub mod servers;

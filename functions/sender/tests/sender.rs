@@ -1,0 +1,514 @@
+//! The sender's handler over the AWS emulator and the Postmark simulator: batching, outcomes, claims,
+//! rejections, routing, suppression checks and the SMTP path. Every check reads the state back from the
+//! table and from what the simulator received.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use common::*;
+use domain::servers::{Delivery, SmtpAuthentication, SmtpSettings};
+use domain::trace::{Campaign, CampaignKind};
+use domain::{EmailAddress, EmailType, JobId, SuppressionReason};
+use postmark::{PostmarkClient, ServerToken};
+use postmark_sim::{FaultAction, FaultRule, Faults, ServerConfig, Via};
+use serde_json::json;
+use store::jobs::{Claimed, JobClaim, JobStatus};
+use store::table::{get_n, get_s};
+
+fn campaign() -> Campaign {
+    Campaign {
+        kind: CampaignKind::Broadcast,
+        id: "b-spring".into(),
+    }
+}
+
+async fn counters(env: &Env) -> std::collections::BTreeMap<String, i64> {
+    env.t
+        .table
+        .campaign_stats(&campaign())
+        .await
+        .unwrap()
+        .counters
+}
+
+fn batch_calls(env: &Env) -> u64 {
+    env.sim
+        .counters()
+        .requests
+        .get("POST /email/batch")
+        .copied()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn twelve_hundred_jobs_go_out_in_three_batch_calls_at_about_two_requests_each() {
+    let env = Env::new().await;
+    let records: Vec<_> = (0..1200)
+        .map(|i| {
+            record(&broadcast(
+                &format!("bulk-{i:04}"),
+                &format!("reader{i}@example.org"),
+            ))
+        })
+        .collect();
+
+    let failures = env.run(&records).await;
+
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(batch_calls(&env), 3, "ceil(1200 / 500) Postmark calls");
+    assert_eq!(env.sim.messages().len(), 1200);
+    let requests = env.t.aws.requests.snapshot();
+    let total = env.t.aws.requests.total();
+    println!(
+        "AWS requests for 1200 emails: {total} ({:.3} per email): {requests:?}",
+        total as f64 / 1200.0
+    );
+    // One claim and one outcome per email; the standing read, activity entries and counters batched.
+    assert_eq!(
+        env.t.aws.requests.count("UpdateItem"),
+        2 * 1200 + 1,
+        "{requests:?}"
+    );
+    assert_eq!(env.t.aws.requests.count("BatchGetItem"), 12, "{requests:?}");
+    assert_eq!(
+        env.t.aws.requests.count("BatchWriteItem"),
+        48,
+        "{requests:?}"
+    );
+    assert!(total <= 2 * 1200 + 70, "{total} requests: {requests:?}");
+
+    let job = env.job("bulk-0042").await;
+    assert_eq!(get_s(&job, "status"), Some("sent"));
+    let message_id = get_s(&job, "message_id").expect("Postmark's MessageID");
+    let message = env.sim.message(message_id).expect("the simulator has it");
+    assert_eq!(message.to.as_deref(), Some("reader42@example.org"));
+    assert_eq!(message.message_stream, "broadcast");
+    assert_eq!(message.tag.as_deref(), Some("spring-sale"));
+    assert_eq!(message.metadata["job_id"], "bulk-0042");
+    assert_eq!(message.metadata["broadcast_id"], "b-spring");
+    assert_eq!(message.metadata["subscriber_id"], "sub-bulk-0042");
+    assert_eq!(message.metadata["email_type"], "broadcast");
+    for (attribute, want) in [
+        ("recipient", "reader42@example.org"),
+        ("campaign_kind", "broadcast"),
+        ("campaign_id", "b-spring"),
+        ("subscriber_id", "sub-bulk-0042"),
+        ("server_id", "main"),
+        ("stream", "broadcast"),
+    ] {
+        assert_eq!(get_s(&job, attribute), Some(want), "{attribute}");
+    }
+    let sent_at = get_s(&job, "sent_at").unwrap();
+    assert_eq!(
+        sent_at.len(),
+        "2026-01-01T00:00:00.000000Z".len(),
+        "{sent_at}"
+    );
+    assert_eq!(counters(&env).await["sent"], 1200);
+    let activity = env
+        .t
+        .table
+        .activity("reader42@example.org", 10, None)
+        .await
+        .unwrap();
+    assert_eq!(activity.items.len(), 1);
+    assert_eq!(activity.items[0].kind, "sent");
+    assert_eq!(activity.items[0].detail["message_id"], message_id);
+}
+
+#[tokio::test]
+async fn each_outcome_of_a_mixed_batch_ends_as_the_contract_says() {
+    let env = Env::new().await;
+    let client = PostmarkClient::new(
+        env.sim.api_url().parse().unwrap(),
+        ServerToken::new(TOKEN),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    client
+        .create_suppressions("broadcast", &["gone@example.org"])
+        .await
+        .unwrap();
+    env.sim.set_faults(
+        Faults::seeded(1).rule(
+            FaultRule::new(FaultAction::Status { status: 500 })
+                .path("/email/batch")
+                .recipient("flaky@example.org")
+                .times(1),
+        ),
+    );
+    let mut unverified = broadcast("mixed-300", "fine@example.org");
+    unverified["from"] = json!("Shop <shop@unverified.example>");
+    let records = vec![
+        record(&broadcast("mixed-sent", "ok@example.org")),
+        record(&broadcast("mixed-406", "Gone@example.org")),
+        record(&unverified),
+        record(&transactional("mixed-500", "flaky@example.org")),
+    ];
+
+    let failures = env.run(&records).await;
+
+    assert_eq!(failures, ["sqs-mixed-500"], "only the 500 is retried");
+    assert_eq!(batch_calls(&env), 2, "one call per stream");
+    assert_eq!(env.status("mixed-sent").await, Some(JobStatus::Sent));
+
+    let gone = env.job("mixed-406").await;
+    assert_eq!(get_s(&gone, "status"), Some("failed"));
+    assert_eq!(get_n(&gone, "error_code"), 406);
+    let profile = env
+        .t
+        .table
+        .get(store::subscribers::profile_key("gone@example.org"), true)
+        .await
+        .unwrap()
+        .expect("the 406 suppresses the address");
+    assert_eq!(
+        get_s(&profile, "suppression_reason"),
+        Some("InactiveRecipient")
+    );
+    assert_eq!(get_s(&profile, "status"), Some("deactivated"));
+
+    let invalid = env.job("mixed-300").await;
+    assert_eq!(get_s(&invalid, "status"), Some("failed"));
+    assert_eq!(get_n(&invalid, "error_code"), 300);
+    let reason = get_s(&invalid, "reason").unwrap();
+    assert!(
+        reason.contains("not a verified sender signature"),
+        "{reason}"
+    );
+
+    let flaky = env.job("mixed-500").await;
+    assert_eq!(get_s(&flaky, "status"), Some("retrying"));
+    assert!(get_s(&flaky, "reason").unwrap().contains("500"));
+
+    let failed = env
+        .t
+        .table
+        .jobs_with_status(JobStatus::Failed, 10, None)
+        .await
+        .unwrap();
+    let mut listed: Vec<_> = failed
+        .items
+        .iter()
+        .filter_map(|i| get_s(i, "job_id"))
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["mixed-300", "mixed-406"]);
+    let c = counters(&env).await;
+    assert_eq!((c["sent"], c["failed"]), (1, 2));
+
+    // SQS delivers the 500 again: this time Postmark takes it.
+    let again = env.run(&records[3..]).await;
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(env.status("mixed-500").await, Some(JobStatus::Sent));
+    assert_eq!(get_n(&env.job("mixed-500").await, "attempts"), 2);
+    assert_eq!(env.sim.messages_to("flaky@example.org").len(), 1);
+
+    // A later job to the suppressed address is skipped without asking Postmark.
+    let calls = batch_calls(&env);
+    assert!(
+        env.run(&[record(&broadcast("after-406", "gone@example.org"))])
+            .await
+            .is_empty()
+    );
+    assert_eq!(env.status("after-406").await, Some(JobStatus::Skipped));
+    assert_eq!(batch_calls(&env), calls);
+}
+
+#[tokio::test]
+async fn rate_limits_and_outages_are_retried_and_a_timeout_too() {
+    let env = Env::new().await;
+    env.sim.set_faults(
+        Faults::seeded(2)
+            .rule(FaultRule::new(FaultAction::Status { status: 429 }).times(1))
+            .rule(FaultRule::new(FaultAction::Status { status: 503 }).times(1))
+            .rule(FaultRule::new(FaultAction::Drop).times(1)),
+    );
+    let records = vec![record(&broadcast("retry-1", "r1@example.org"))];
+    for _ in 0..3 {
+        assert_eq!(env.run(&records).await, ["sqs-retry-1"]);
+        assert_eq!(env.status("retry-1").await, Some(JobStatus::Retrying));
+    }
+    assert!(env.run(&records).await.is_empty());
+    assert_eq!(env.status("retry-1").await, Some(JobStatus::Sent));
+    assert_eq!(env.sim.messages_to("r1@example.org").len(), 1);
+}
+
+#[tokio::test]
+async fn smtp_goes_through_starttls_and_auth_on_pooled_connections() {
+    let env = Env::new().await;
+    let smtp_addr = env.sim.smtp_addr().expect("SMTP listener");
+    let mut smtp = api_server("smtp-2");
+    smtp.delivery = Delivery::Smtp(SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: smtp_addr.port(),
+        authentication: SmtpAuthentication::Login,
+        starttls: true,
+    });
+    env.store_server(smtp).await;
+    let records: Vec<_> = (0..6)
+        .map(|i| {
+            let mut job = transactional(&format!("smtp-{i}"), &format!("buyer{i}@example.org"));
+            job["server_id"] = json!("smtp-2");
+            job["headers"] = json!({"X-Order": format!("order-{i}")});
+            job["metadata"] = json!({"order": format!("o-{i}")});
+            record(&job)
+        })
+        .collect();
+
+    let failures = env.run(&records).await;
+
+    assert!(failures.is_empty(), "{failures:?}");
+    let counters = env.sim.counters();
+    assert_eq!(counters.smtp_messages, 6);
+    assert!(
+        (1..=2).contains(&counters.smtp_connections),
+        "6 messages over a pool of 2: {} connections",
+        counters.smtp_connections
+    );
+    assert_eq!(counters.requests.get("POST /email/batch"), None);
+    let job = env.job("smtp-3").await;
+    assert_eq!(get_s(&job, "status"), Some("sent"));
+    assert_eq!(get_s(&job, "server_id"), Some("smtp-2"));
+    let message = env
+        .sim
+        .message(get_s(&job, "message_id").expect("the id from the SMTP answer"))
+        .unwrap();
+    assert_eq!(message.via, Via::Smtp);
+    assert_eq!(message.message_stream, "outbound");
+    assert_eq!(message.tag.as_deref(), Some("receipt"));
+    assert_eq!(message.metadata["job_id"], "smtp-3");
+    assert_eq!(message.metadata["email_type"], "transactional");
+    assert_eq!(message.metadata["order"], "o-3");
+    assert!(
+        message
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("X-Order") && h.value == "order-3"),
+        "{:?}",
+        message.headers
+    );
+}
+
+#[tokio::test]
+async fn a_job_is_sent_once_whatever_sqs_delivers() {
+    let env = Env::new().await;
+    let other = env.another_app();
+    let job = broadcast("once-1", "once@example.org");
+    let records = vec![record(&job)];
+
+    let (a, b) = tokio::join!(
+        sender::handle(&env.app, event(&records)),
+        sender::handle(&other, event(&records))
+    );
+    let retried = failures(a).len() + failures(b).len();
+    assert!(
+        retried <= 1,
+        "the run that lost the claim may ask for a retry"
+    );
+    assert_eq!(env.sim.messages_to("once@example.org").len(), 1);
+
+    // Delivered again after it was sent: acknowledged, not sent.
+    assert!(env.run(&records).await.is_empty());
+    assert_eq!(env.sim.messages_to("once@example.org").len(), 1);
+    assert_eq!(counters(&env).await["sent"], 1);
+}
+
+#[tokio::test]
+async fn a_crashed_runs_claim_holds_until_its_lease_ends() {
+    let env = Env::new().await;
+    let address = EmailAddress::parse("lease@example.org").unwrap();
+    let claim = |id: &'static str, minutes_ago: i64| {
+        let env = &env;
+        let address = address.clone();
+        async move {
+            let id = JobId::parse(id).unwrap();
+            env.t
+                .table
+                .claim_job(&JobClaim {
+                    id: &id,
+                    token: "crashed-run",
+                    recipient: &address,
+                    email_type: EmailType::Broadcast,
+                    campaign: None,
+                    subscriber_id: None,
+                    now: Utc::now() - chrono::Duration::minutes(minutes_ago),
+                    lease: Duration::from_secs(15 * 60),
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(claim("lease-live", 1).await, Claimed::Owned);
+    assert_eq!(claim("lease-stale", 60).await, Claimed::Owned);
+
+    let failures = env
+        .run(&[
+            record(&broadcast("lease-live", "lease@example.org")),
+            record(&broadcast("lease-stale", "lease@example.org")),
+        ])
+        .await;
+
+    assert_eq!(
+        failures,
+        ["sqs-lease-live"],
+        "a live claim is another run's"
+    );
+    assert_eq!(env.status("lease-live").await, Some(JobStatus::Claimed));
+    assert_eq!(env.status("lease-stale").await, Some(JobStatus::Sent));
+    assert_eq!(get_n(&env.job("lease-stale").await, "attempts"), 2);
+    assert_eq!(env.sim.messages_to("lease@example.org").len(), 1);
+}
+
+#[tokio::test]
+async fn a_poison_record_is_rejected_and_the_good_ones_go_out() {
+    let env = Env::new().await;
+    let mut typo = broadcast("poison-typo", "typo@example.org");
+    typo["html_bdoy"] = typo["html_body"].take();
+    let mut no_recipient = transactional("poison-no-to", "x@example.org");
+    no_recipient.as_object_mut().unwrap().remove("to");
+    let records = vec![
+        record(&broadcast("good-1", "g1@example.org")),
+        (
+            "sqs-not-json".to_owned(),
+            "{\"version\": 1, \"id\": ".to_owned(),
+        ),
+        record(&typo),
+        record(&broadcast("good-2", "g2@example.org")),
+        record(&no_recipient),
+        record(&transactional("good-3", "g3@example.org")),
+    ];
+
+    let failures = env.run(&records).await;
+
+    assert!(failures.is_empty(), "nothing is retried: {failures:?}");
+    for id in ["good-1", "good-2", "good-3"] {
+        assert_eq!(env.status(id).await, Some(JobStatus::Sent), "{id}");
+    }
+    assert_eq!(env.sim.messages().len(), 3);
+    let not_json = env.job("sqs-not-json").await;
+    assert_eq!(get_s(&not_json, "status"), Some("rejected"));
+    assert_eq!(get_s(&not_json, "body"), Some("{\"version\": 1, \"id\": "));
+    assert!(
+        get_s(&not_json, "reason")
+            .unwrap()
+            .contains("body: not valid JSON")
+    );
+    let typo_item = env.job("poison-typo").await;
+    assert!(
+        get_s(&typo_item, "reason")
+            .unwrap()
+            .contains("html_bdoy: is not a field")
+    );
+    assert_eq!(get_s(&typo_item, "body"), Some(typo.to_string().as_str()));
+    assert!(
+        get_s(&env.job("poison-no-to").await, "reason")
+            .unwrap()
+            .contains("to: is required")
+    );
+    let rejected = env
+        .t
+        .table
+        .jobs_with_status(JobStatus::Rejected, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(rejected.items.len(), 3);
+
+    // The same poison again: still rejected, still acknowledged, never retried.
+    assert!(env.run(&records[1..3]).await.is_empty());
+}
+
+#[tokio::test]
+async fn no_server_for_the_type_retries_until_the_configuration_is_fixed() {
+    let mut only_transactional = api_server("tx-only");
+    only_transactional
+        .streams
+        .retain(|t, _| *t == EmailType::Transactional);
+    let env = Env::with_server(only_transactional, ServerConfig::new(TOKEN)).await;
+    let records = vec![record(&broadcast("unrouted", "wait@example.org"))];
+
+    assert_eq!(env.run(&records).await, ["sqs-unrouted"]);
+    let job = env.job("unrouted").await;
+    assert_eq!(get_s(&job, "status"), Some("retrying"));
+    assert_eq!(
+        get_s(&job, "reason"),
+        Some("no active email server carries broadcast mail")
+    );
+    assert!(env.sim.messages().is_empty());
+
+    let mut fixed = env.server.clone();
+    fixed
+        .streams
+        .insert(EmailType::Broadcast, EmailType::Broadcast.default_stream());
+    fixed.version += 1;
+    assert!(env.t.table.update_server(&fixed, 1).await.unwrap());
+
+    assert!(env.run(&records).await.is_empty());
+    assert_eq!(env.status("unrouted").await, Some(JobStatus::Sent));
+}
+
+#[tokio::test]
+async fn suppressed_recipients_are_skipped_with_one_read_for_the_batch() {
+    let env = Env::new().await;
+    env.suppress("bounced@example.org", SuppressionReason::HardBounce)
+        .await;
+    env.suppress("left@example.org", SuppressionReason::Unsubscribed)
+        .await;
+    env.suppress("angry@example.org", SuppressionReason::SpamComplaint)
+        .await;
+    env.t.aws.requests.reset();
+    let records = vec![
+        record(&broadcast("skip-bounced", "Bounced@example.org")),
+        record(&broadcast("skip-left", "left@example.org")),
+        record(&broadcast("skip-angry", "angry@example.org")),
+        record(&broadcast("send-fresh", "fresh@example.org")),
+        record(&transactional("tx-left", "left@example.org")),
+        record(&transactional("tx-angry", "angry@example.org")),
+    ];
+
+    assert!(env.run(&records).await.is_empty());
+
+    assert_eq!(env.t.aws.requests.count("BatchGetItem"), 1);
+    for (id, status, reason) in [
+        (
+            "skip-bounced",
+            "skipped",
+            Some("the address is suppressed (HardBounce)"),
+        ),
+        (
+            "skip-left",
+            "skipped",
+            Some("the address is suppressed (Unsubscribed)"),
+        ),
+        (
+            "skip-angry",
+            "skipped",
+            Some("the address is suppressed (SpamComplaint)"),
+        ),
+        ("send-fresh", "sent", None),
+        // An unsubscribe stops marketing only; a spam complaint stops transactional mail too.
+        ("tx-left", "sent", None),
+        (
+            "tx-angry",
+            "skipped",
+            Some("the address is suppressed (SpamComplaint)"),
+        ),
+    ] {
+        let job = env.job(id).await;
+        assert_eq!(get_s(&job, "status"), Some(status), "{id}");
+        assert_eq!(get_s(&job, "reason"), reason, "{id}");
+    }
+    assert_eq!(env.sim.messages().len(), 2);
+    let c = counters(&env).await;
+    assert_eq!((c["sent"], c["skipped"]), (1, 3));
+    let activity = env
+        .t
+        .table
+        .activity("angry@example.org", 10, None)
+        .await
+        .unwrap();
+    assert_eq!(activity.items.len(), 2);
+    assert!(activity.items.iter().all(|e| e.kind == "skipped"));
+}
