@@ -28,10 +28,11 @@ for arg in "$@"; do
   fi
 done
 
-bins=()
-for f in "${FUNCTIONS[@]}"; do bins+=(--bin "$f"); done
-log "cargo lambda build --release ${bins[*]} $*"
-cargo lambda build --release "${bins[@]}" "$@"
+# One binary at a time, exactly as `sam build` runs it, so that its build afterwards finds them up to date.
+for f in "${FUNCTIONS[@]}"; do
+  log "cargo lambda build --release --bin $f $*"
+  cargo lambda build --release --bin "$f" "$@"
+done
 
 for f in "${FUNCTIONS[@]}"; do
   ls -l "target/lambda/$f/bootstrap" | awk -v f="$f" '{ printf "%-12s %6.1f MiB  %s\n", f, $5 / 1048576, $NF }'
