@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::*;
-use domain::servers::{Delivery, SmtpAuthentication, SmtpSettings};
+use domain::servers::{Delivery, LinkTracking, PostmarkTracking, SmtpAuthentication, SmtpSettings};
 use domain::trace::{Campaign, CampaignKind};
+use domain::tracking::{TokenSigner, TrackingTarget};
 use domain::{EmailAddress, EmailType, JobId, SuppressionReason};
 use postmark::{PostmarkClient, ServerToken};
 use postmark_sim::{FaultAction, FaultRule, Faults, ServerConfig, Via};
@@ -511,4 +512,110 @@ async fn suppressed_recipients_are_skipped_with_one_read_for_the_batch() {
         .unwrap();
     assert_eq!(activity.items.len(), 2);
     assert!(activity.items.iter().all(|e| e.kind == "skipped"));
+}
+
+const NEWSLETTER: &str = include_str!("fixtures/newsletter.html");
+
+/// The tracked URLs in `html`, in order, with where each starts and ends.
+fn tracked(html: &str, kind: &str) -> Vec<(usize, usize, String)> {
+    let prefix = format!("{TRACKING_BASE}/t/{kind}/");
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(at) = html[from..].find(&prefix) {
+        let start = from + at;
+        let token_start = start + prefix.len();
+        let end = html[token_start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+            .map_or(html.len(), |e| token_start + e);
+        out.push((start, end, html[token_start..end].to_owned()));
+        from = end;
+    }
+    out
+}
+
+#[tokio::test]
+async fn native_tracking_rewrites_a_real_newsletter_and_changes_nothing_else() {
+    let mut server = api_server("tracked");
+    server.tracking = PostmarkTracking {
+        track_opens: true,
+        track_links: LinkTracking::HtmlOnly,
+    };
+    let env = Env::with_server(server, ServerConfig::new(TOKEN)).await;
+    let mut job = broadcast("news-1", "ada@example.org");
+    job["html_body"] = json!(NEWSLETTER);
+    job["track_opens"] = json!(true);
+    job["track_clicks"] = json!(true);
+
+    assert!(env.run(&[record(&job)]).await.is_empty());
+
+    let message = env.sim.messages_to("ada@example.org").pop().unwrap();
+    let html = message.html_body.clone().unwrap();
+    // Postmark's own tracking as the server asks, alongside the native one.
+    assert!(message.track_opens);
+    assert_eq!(message.track_links, postmark::TrackLinks::HtmlOnly);
+    assert_eq!(
+        message.text_body.as_deref(),
+        Some("Hello"),
+        "text is left alone"
+    );
+
+    let signer = TokenSigner::new(TRACKING_KEY.as_bytes());
+    let job_id = JobId::parse("news-1").unwrap();
+    let originals = [
+        "https://bookshop.example.com/?utm_source=newsletter&amp;utm_medium=email",
+        "https://bookshop.example.com/books/9780141439518?ref=nl&amp;pos=1",
+        "https://bookshop.example.com/staff-picks",
+        "https://events.example.org/reading-night?date=2026-04-02",
+        "https://bookshop.example.com/sale?utm_source=newsletter&amp;utm_content=button",
+        "https://bookshop.example.com/shops/high-street",
+        "https://bookshop.example.com/shops/market-square",
+        "https://www.instagram.com/cornerbookshop",
+    ];
+    let clicks = tracked(&html, "c");
+    assert_eq!(clicks.len(), originals.len(), "{html}");
+    for ((_, _, token), original) in clicks.iter().zip(originals) {
+        assert_eq!(
+            signer.verify(token).unwrap(),
+            TrackingTarget::Click {
+                job: job_id.clone(),
+                url: original.replace("&amp;", "&"),
+            }
+        );
+    }
+    let opens = tracked(&html, "o");
+    assert_eq!(opens.len(), 1);
+    assert_eq!(
+        signer.verify(&opens[0].2).unwrap(),
+        TrackingTarget::Open { job: job_id }
+    );
+    let pixel = format!(
+        "<img src=\"{TRACKING_BASE}/t/o/{}\" width=\"1\" height=\"1\" alt=\"\" style=\"display:none\" />",
+        opens[0].2
+    );
+    assert!(
+        html.contains(&format!("{pixel}</BODY>")),
+        "the pixel sits before </body>"
+    );
+
+    // Undoing the rewrites gives back the newsletter byte for byte.
+    let mut undone = html.replace(&pixel, "");
+    for ((start, end, _), original) in clicks.iter().zip(originals).rev() {
+        let shift = if *start > html.find(&pixel).unwrap() {
+            pixel.len()
+        } else {
+            0
+        };
+        undone.replace_range(start - shift..end - shift, original);
+    }
+    assert_eq!(undone, NEWSLETTER);
+    for kept in [
+        "href=\"tel:+441234567890\"",
+        "href=\"mailto:hello@bookshop.example.com?subject=Reading%20night\"",
+        "href=\"#offers\"",
+        "href=\"{{unsubscribe_url}}\"",
+        "data-no-track=\"true\"",
+        "v:roundrect xmlns:v=\"urn:schemas-microsoft-com:vml\" href=\"https://bookshop.example.com/sale",
+    ] {
+        assert!(html.contains(kept), "{kept}");
+    }
 }
