@@ -3,9 +3,10 @@
 //! Lifecycle of the secret `{SECRETS_PREFIX}/servers/{id}`:
 //! - create: the secret is written first, then the item; if the item cannot be written the secret is
 //!   deleted again, so that no item ever names a missing secret.
-//! - update: the item's version is checked, the secret replaced (only when a credential changes), then
-//!   the item written on condition that its version is unchanged; if that condition fails the secret's
-//!   previous version is made current again and the answer is 409.
+//! - update: the item's version is checked; when a credential changes, the credentials are written as a
+//!   new version of the secret; then the item, naming that version, is written on condition that its
+//!   version is unchanged (else 409). Readers fetch the version the item names, so a losing update's
+//!   secret version is never used, whichever write reached Secrets Manager last.
 //! - delete: the secret goes first (at once, without a recovery window), then the item; a failure in
 //!   between leaves a server without credentials that the next DELETE finishes removing.
 
@@ -23,6 +24,7 @@ use lambda_http::{Body, Request, Response};
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use store::StoreError;
 use store::servers::ServerCredentials;
 
 use crate::App;
@@ -507,11 +509,16 @@ pub async fn create(app: &App, req: &Request) -> ApiResult {
     let body = json_object(req)?;
     let draft = parse_draft(&body, &CredentialHints::default())?;
     let credentials = credentials_for(&draft.delivery, &draft.given, None);
-    let now = Utc::now();
     let id = ServerId::parse(&uuid::Uuid::new_v4().simple().to_string()).map_err(|_| {
         tracing::error!("a generated server id was refused");
         ApiError::internal()
     })?;
+    let secret_version = app
+        .server_secrets
+        .create(&id, &credentials)
+        .await
+        .map_err(|e| ApiError::store("creating the secret of a new email server", e))?;
+    let now = Utc::now();
     let server = EmailServer {
         id: id.clone(),
         label: draft.label,
@@ -520,15 +527,11 @@ pub async fn create(app: &App, req: &Request) -> ApiResult {
         streams: draft.streams,
         tracking: draft.tracking,
         active: draft.active,
-        credentials: credentials.hints(),
+        credentials: credentials.hints(secret_version),
         version: 1,
         created_at: now,
         updated_at: now,
     };
-    app.server_secrets
-        .create(&id, &credentials)
-        .await
-        .map_err(|e| ApiError::store("creating the secret of a new email server", e))?;
     let stored = app.table.create_server(&server).await;
     if !matches!(stored, Ok(true))
         && let Err(e) = app.server_secrets.delete(&id).await
@@ -680,21 +683,29 @@ pub async fn update(app: &App, req: &Request, id: &str) -> ApiResult {
         || draft.given.smtp_username.is_some()
         || draft.given.smtp_password.is_some();
     let method_changed = draft.delivery.method() != current.delivery.method();
-    let replacement = if given_any || method_changed {
-        let stored = app
-            .server_secrets
-            .read(&id)
-            .await
-            .map_err(|e| ApiError::store("reading the secret of an email server", e))?;
-        let kept = stored.as_ref().map(|s| &s.credentials);
-        let credentials = credentials_for(&draft.delivery, &draft.given, kept);
-        let hints = credentials.hints();
-        let replaced = app
-            .server_secrets
-            .replace(&id, &credentials, stored.and_then(|s| s.version_id))
-            .await
-            .map_err(|e| ApiError::store("replacing the secret of an email server", e))?;
-        Some((replaced, hints))
+    let new_credentials = if given_any || method_changed {
+        // Credentials not given are kept from the server's secret (none survive a change of method).
+        let kept = if method_changed {
+            None
+        } else {
+            app.server_secrets
+                .credentials(&current)
+                .await
+                .map_err(|e| ApiError::store("reading the secret of an email server", e))?
+        };
+        let credentials = credentials_for(&draft.delivery, &draft.given, kept.as_deref());
+        let version = match app.server_secrets.put(&id, &credentials).await {
+            Ok(version) => version,
+            Err(StoreError::ConditionFailed) => {
+                return Err(ApiError::conflict(
+                    "the server was deleted while this update ran",
+                ));
+            }
+            Err(e) => {
+                return Err(ApiError::store("writing the secret of an email server", e));
+            }
+        };
+        Some(credentials.hints(version))
     } else {
         None
     };
@@ -707,25 +718,15 @@ pub async fn update(app: &App, req: &Request, id: &str) -> ApiResult {
         streams: draft.streams,
         tracking: draft.tracking,
         active: draft.active,
-        credentials: replacement
-            .as_ref()
-            .map_or_else(|| current.credentials.clone(), |(_, hints)| hints.clone()),
+        credentials: new_credentials
+            .clone()
+            .unwrap_or_else(|| current.credentials.clone()),
         version: expected + 1,
         created_at: current.created_at,
         updated_at: Utc::now(),
     };
-    let written = app.table.update_server(&server, expected).await;
-    if !matches!(written, Ok(true))
-        && let Some((replaced, _)) = &replacement
-        && let Err(e) = app.server_secrets.restore(&id, replaced).await
-    {
-        tracing::error!(
-            server = %id,
-            error = %crate::http::chain(&e),
-            "a refused update left the server's new credentials current"
-        );
-    }
-    match written {
+    // The new secret version (if any) counts only if this write wins; a losing one is never read.
+    match app.table.update_server(&server, expected).await {
         Ok(true) => {}
         Ok(false) => {
             return Err(ApiError::conflict(
@@ -735,7 +736,7 @@ pub async fn update(app: &App, req: &Request, id: &str) -> ApiResult {
         }
         Err(e) => return Err(ApiError::store("updating an email server", e)),
     }
-    tracing::info!(server = %id, version = server.version, credentials_replaced = replacement.is_some(), "email server updated");
+    tracing::info!(server = %id, version = server.version, credentials_replaced = new_credentials.is_some(), "email server updated");
     Ok(server_response(StatusCode::OK, &server))
 }
 

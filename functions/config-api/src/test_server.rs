@@ -72,13 +72,12 @@ pub async fn test(app: &App, id: &str) -> ApiResult {
         .ok_or_else(|| ApiError::not_found(format!("no email server {id}")))?;
     let credentials = app
         .server_secrets
-        .read(&id)
+        .credentials(&server)
         .await
-        .map_err(|e| ApiError::store("reading the secret of an email server", e))?
-        .map(|stored| stored.credentials);
+        .map_err(|e| ApiError::store("reading the secret of an email server", e))?;
     let report = match &server.delivery {
-        Delivery::Api => test_api(app, &server, credentials.as_ref()).await,
-        Delivery::Smtp(smtp) => test_smtp(app, smtp, credentials.as_ref()).await,
+        Delivery::Api => test_api(app, &server, credentials.as_deref()).await,
+        Delivery::Smtp(smtp) => test_smtp(app, smtp, credentials.as_deref()).await,
     };
     tracing::info!(server = %id, ok = report.ok, failed_step = report.failed_step.as_deref(), "email server tested");
     Ok(json(StatusCode::OK, &report))

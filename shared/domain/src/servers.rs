@@ -208,9 +208,15 @@ impl CredentialHint {
     }
 }
 
-/// Hints of the credentials the server has, by name (`api_token`, `smtp_username`, `smtp_password`).
+/// Hints of the credentials the server has, by name (`api_token`, `smtp_username`, `smtp_password`),
+/// and the version of the stored secret they describe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CredentialHints {
+    /// The version of the secret that holds these credentials. Readers fetch exactly this version, so a
+    /// server and its credentials always agree, whatever order concurrent changes reached the secret
+    /// store in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_token: Option<CredentialHint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

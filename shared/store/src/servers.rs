@@ -8,6 +8,9 @@
 //!
 //! A server's credentials never reach the table: the item keeps only [`CredentialHints`].
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use domain::servers::{CredentialHint, CredentialHints, EmailServer, ServerId};
@@ -16,7 +19,6 @@ use serde_json::{Map, Number, Value};
 
 use crate::error::{StoreError, classify};
 use crate::schema::{PK, SK};
-use crate::secrets::SecretCache;
 use crate::table::{Item, PageQuery, Table, key, n};
 
 pub const SERVERS_PK: &str = "SERVERS";
@@ -196,11 +198,12 @@ const SMTP_USERNAME: &str = "smtp_username";
 const SMTP_PASSWORD: &str = "smtp_password";
 
 impl ServerCredentials {
-    /// What the server item may show of them.
-    pub fn hints(&self) -> CredentialHints {
+    /// What the server item may show of them, once stored as `secret_version`.
+    pub fn hints(&self, secret_version: String) -> CredentialHints {
         let hint =
             |v: &Option<SecretString>| v.as_ref().map(|s| CredentialHint::of(s.expose_secret()));
         CredentialHints {
+            secret_version: Some(secret_version),
             api_token: hint(&self.api_token),
             smtp_username: hint(&self.smtp_username),
             smtp_password: hint(&self.smtp_password),
@@ -248,47 +251,36 @@ pub fn secret_name(prefix: &str, id: &ServerId) -> String {
     format!("{}/servers/{id}", prefix.trim_end_matches('/'))
 }
 
-/// A server's credentials through the process's secret cache, for senders: a missing secret is an
-/// error (a server is never stored before its secret).
-pub async fn cached_credentials(
-    cache: &SecretCache,
-    prefix: &str,
-    id: &ServerId,
-) -> Result<ServerCredentials, StoreError> {
-    let secret = cache.current(&secret_name(prefix, id)).await?;
-    ServerCredentials::from_json(secret.value.expose_secret())
-}
-
-/// Credentials as read from the secret, with the version they were read from.
-#[derive(Clone, Debug)]
-pub struct StoredCredentials {
-    pub credentials: ServerCredentials,
-    pub version_id: Option<String>,
-}
-
-/// What replacing a secret's value did, so that it can be undone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Replacement {
-    pub previous_version: Option<String>,
-    pub new_version: String,
-}
+type CacheKey = (ServerId, String);
 
 /// The servers' secrets in Secrets Manager, all under one prefix.
+///
+/// Every change of credentials is a new version of the server's secret, and the server's item names
+/// the version it goes with ([`CredentialHints::secret_version`]). Readers fetch that version, never
+/// "the current one": when two updates race, the item's conditional write decides the winner, and the
+/// secret version the winner wrote is the one used, whichever write reached Secrets Manager last.
+/// Versions never change, so they are cached without expiry.
 #[derive(Clone, Debug)]
 pub struct ServerSecrets {
     client: aws_sdk_secretsmanager::Client,
     prefix: String,
+    cache: Arc<Mutex<HashMap<CacheKey, Arc<ServerCredentials>>>>,
 }
 
-fn is_not_found<E: ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("ResourceNotFoundException")
+fn has_code<E: ProvideErrorMetadata>(e: &E, code: &str) -> bool {
+    e.code() == Some(code)
 }
+
+/// How many versions the cache keeps before it starts over (servers are few; this only bounds a
+/// process that sees endless rotations).
+const CACHE_LIMIT: usize = 256;
 
 impl ServerSecrets {
     pub fn new(client: aws_sdk_secretsmanager::Client, prefix: impl Into<String>) -> Self {
         Self {
             client,
             prefix: prefix.into(),
+            cache: Arc::default(),
         }
     }
 
@@ -296,13 +288,14 @@ impl ServerSecrets {
         secret_name(&self.prefix, id)
     }
 
-    /// Creates the secret of a new server.
+    /// Creates the secret of a new server. Returns the version to record on the server.
     pub async fn create(
         &self,
         id: &ServerId,
         credentials: &ServerCredentials,
-    ) -> Result<(), StoreError> {
-        self.client
+    ) -> Result<String, StoreError> {
+        let out = self
+            .client
             .create_secret()
             .name(self.name(id))
             .description("Credentials of an email server (JSON)")
@@ -310,86 +303,95 @@ impl ServerSecrets {
             .send()
             .await
             .map_err(classify)?;
-        Ok(())
+        out.version_id
+            .ok_or_else(|| StoreError::Corrupt("CreateSecret returned no version".into()))
     }
 
-    /// The current credentials, read directly (no cache: an admin's change must show at once).
-    pub async fn read(&self, id: &ServerId) -> Result<Option<StoredCredentials>, StoreError> {
-        let result = self
-            .client
-            .get_secret_value()
-            .secret_id(self.name(id))
-            .send()
-            .await;
-        let out = match result {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(is_not_found) => return Ok(None),
-            Err(e) => return Err(classify(e)),
-        };
-        let text = out
-            .secret_string()
-            .ok_or_else(|| StoreError::Corrupt("a server secret has no string value".into()))?;
-        Ok(Some(StoredCredentials {
-            credentials: ServerCredentials::from_json(text)?,
-            version_id: out.version_id,
-        }))
-    }
-
-    /// Makes `credentials` the secret's current value; the previous value stays as `AWSPREVIOUS`.
-    pub async fn replace(
+    /// Writes new credentials as a new version of the server's secret. Returns the version to record
+    /// on the server. A secret that is gone (the server was deleted meanwhile) is
+    /// [`StoreError::ConditionFailed`].
+    pub async fn put(
         &self,
         id: &ServerId,
         credentials: &ServerCredentials,
-        previous_version: Option<String>,
-    ) -> Result<Replacement, StoreError> {
-        let out = self
+    ) -> Result<String, StoreError> {
+        let result = self
             .client
             .put_secret_value()
             .secret_id(self.name(id))
             .secret_string(credentials.to_json())
             .send()
-            .await
-            .map_err(classify)?;
-        let new_version = out
-            .version_id
-            .ok_or_else(|| StoreError::Corrupt("PutSecretValue returned no version".into()))?;
-        Ok(Replacement {
-            previous_version,
-            new_version,
-        })
-    }
-
-    /// Undoes a [`ServerSecrets::replace`] whose server update was refused: the previous version becomes
-    /// current again, unless another replacement has happened since (then that one stands).
-    pub async fn restore(
-        &self,
-        id: &ServerId,
-        replacement: &Replacement,
-    ) -> Result<(), StoreError> {
-        let Some(previous) = &replacement.previous_version else {
-            return Ok(());
-        };
-        let result = self
-            .client
-            .update_secret_version_stage()
-            .secret_id(self.name(id))
-            .version_stage("AWSCURRENT")
-            .remove_from_version_id(&replacement.new_version)
-            .move_to_version_id(previous)
-            .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // AWSCURRENT is no longer on our version: a later replacement won, and stays.
+        let out = match result {
+            Ok(out) => out,
             Err(e)
                 if e.as_service_error()
-                    .and_then(|s| s.code())
-                    .is_some_and(|c| c == "InvalidParameterException") =>
+                    .is_some_and(|s| has_code(s, "ResourceNotFoundException")) =>
             {
-                Ok(())
+                return Err(StoreError::ConditionFailed);
             }
-            Err(e) => Err(classify(e)),
+            Err(e) => return Err(classify(e)),
+        };
+        out.version_id
+            .ok_or_else(|| StoreError::Corrupt("PutSecretValue returned no version".into()))
+    }
+
+    /// The credentials of `server`: the secret version its item names, fetched once per process.
+    /// `None` when the secret or that version is gone.
+    pub async fn credentials(
+        &self,
+        server: &EmailServer,
+    ) -> Result<Option<Arc<ServerCredentials>>, StoreError> {
+        let version = server.credentials.secret_version.clone();
+        if let Some(v) = &version
+            && let Some(found) = self
+                .cache
+                .lock()
+                .ok()
+                .and_then(|c| c.get(&(server.id.clone(), v.clone())).cloned())
+        {
+            return Ok(Some(found));
         }
+        let Some(credentials) = self.fetch(&server.id, version.as_deref()).await? else {
+            return Ok(None);
+        };
+        let credentials = Arc::new(credentials);
+        if let (Some(v), Ok(mut cache)) = (version, self.cache.lock()) {
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert((server.id.clone(), v), credentials.clone());
+        }
+        Ok(Some(credentials))
+    }
+
+    /// One version of a server's secret (the current one when `version` is `None`), read directly.
+    pub async fn fetch(
+        &self,
+        id: &ServerId,
+        version: Option<&str>,
+    ) -> Result<Option<ServerCredentials>, StoreError> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(self.name(id))
+            .set_version_id(version.map(str::to_owned))
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| has_code(s, "ResourceNotFoundException")) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(classify(e)),
+        };
+        let text = out
+            .secret_string()
+            .ok_or_else(|| StoreError::Corrupt("a server secret has no string value".into()))?;
+        Ok(Some(ServerCredentials::from_json(text)?))
     }
 
     /// Deletes a server's secret at once (no recovery window: the server is gone). A missing secret is
@@ -402,9 +404,17 @@ impl ServerSecrets {
             .force_delete_without_recovery(true)
             .send()
             .await;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|(server, _), _| server != id);
+        }
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_not_found) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| has_code(s, "ResourceNotFoundException")) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(classify(e)),
         }
     }
@@ -423,7 +433,7 @@ mod tests {
         let Value::Object(map) = &json else {
             unreachable!()
         };
-        let item: std::collections::HashMap<String, AttributeValue> = map
+        let item: HashMap<String, AttributeValue> = map
             .iter()
             .map(|(k, v)| (k.clone(), json_to_attribute(v)))
             .collect();
@@ -444,7 +454,9 @@ mod tests {
         let back = ServerCredentials::from_json(&c.to_json()).unwrap();
         assert_eq!(back.api_token.unwrap().expose_secret(), "tok-123456789");
         assert!(back.smtp_username.is_none());
-        assert_eq!(c.hints().smtp_password.unwrap().last4, "efgh");
+        let hints = c.hints("v1".into());
+        assert_eq!(hints.smtp_password.unwrap().last4, "efgh");
+        assert_eq!(hints.secret_version.as_deref(), Some("v1"));
         assert!(!format!("{c:?}").contains("tok-123"));
         let err = ServerCredentials::from_json("not json: hunter2-secret").unwrap_err();
         assert!(!err.to_string().contains("hunter2"));

@@ -1,0 +1,320 @@
+//! Suppressions, subscribers, campaign counters and jobs, read back from what the other functions write
+//! (written here with the same store operations they use).
+
+use chrono::{Duration, TimeZone, Utc};
+use domain::trace::{Campaign, CampaignKind};
+use domain::{EmailAddress, SuppressionReason};
+use serde_json::{Value, json};
+use store::activity::ActivityEntry;
+use store::table::{key, n, s};
+
+use crate::support::TestApp;
+
+fn addr(text: &str) -> EmailAddress {
+    EmailAddress::parse(text).unwrap()
+}
+
+async fn suppress(app: &TestApp, email: &str, reason: SuppressionReason) {
+    let at = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
+    let op = app.t.table.suppress_op(&addr(email), reason, at).unwrap();
+    app.t.table.transact(vec![op]).await.unwrap();
+}
+
+fn emails(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["email"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_suppression_list_filters_by_reason_and_pages() {
+    let app = TestApp::new().await;
+    suppress(&app, "Hard.One@example.com", SuppressionReason::HardBounce).await;
+    suppress(&app, "hard.two@example.com", SuppressionReason::HardBounce).await;
+    suppress(&app, "spam@example.com", SuppressionReason::SpamComplaint).await;
+
+    let all = app.get("/api/suppressions").await;
+    assert_eq!(all.status, 200, "{}", all.text);
+    assert_eq!(emails(&all.json()).len(), 3);
+    assert_eq!(all.json()["next_cursor"], json!(null));
+
+    let hard = app.get("/api/suppressions?reason=HardBounce").await.json();
+    assert_eq!(
+        emails(&hard),
+        vec!["Hard.One@example.com", "hard.two@example.com"]
+    );
+    assert_eq!(hard["items"][0]["status"], "deactivated");
+    assert_eq!(hard["items"][0]["reason"], "HardBounce");
+
+    let first = app
+        .get("/api/suppressions?reason=HardBounce&limit=1")
+        .await
+        .json();
+    assert_eq!(emails(&first), vec!["Hard.One@example.com"]);
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let second = app
+        .get(&format!(
+            "/api/suppressions?reason=HardBounce&limit=1&cursor={cursor}"
+        ))
+        .await
+        .json();
+    assert_eq!(emails(&second), vec!["hard.two@example.com"]);
+
+    for bad in [
+        "reason=Bogus",
+        "limit=0",
+        "limit=101",
+        "cursor=%21%21",
+        "colour=red",
+    ] {
+        let r = app.get(&format!("/api/suppressions?{bad}")).await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn a_manual_suppression_is_recorded_and_never_overrides_another_reason() {
+    let app = TestApp::new().await;
+    let r = app
+        .post("/api/suppressions", json!({"email": "Someone@Example.com"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json()["created"], true);
+    assert_eq!(r.json()["suppression"]["reason"], "ManualSuppression");
+    assert_eq!(r.json()["suppression"]["status"], "unsubscribed");
+    let sub = app.get("/api/subscribers/someone@example.com").await.json();
+    assert_eq!(sub["status"], "unsubscribed");
+    assert_eq!(sub["suppression_reason"], "ManualSuppression");
+    let log = app
+        .get("/api/subscribers/someone@example.com/activity")
+        .await
+        .json();
+    assert_eq!(log["items"][0]["kind"], "suppressed");
+    assert_eq!(log["items"][0]["detail"]["source"], "admin");
+
+    suppress(&app, "bounced@example.com", SuppressionReason::HardBounce).await;
+    let again = app
+        .post("/api/suppressions", json!({"email": "bounced@example.com"}))
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.json()["created"], false);
+    assert_eq!(again.json()["suppression"]["reason"], "HardBounce");
+
+    for body in [
+        json!({}),
+        json!({"email": "not an address"}),
+        json!({"email": "a@b.co", "x": 1}),
+    ] {
+        assert_eq!(app.post("/api/suppressions", body).await.status, 422);
+    }
+}
+
+#[tokio::test]
+async fn removing_a_suppression_reactivates_and_says_what_postmark_will_do() {
+    let app = TestApp::new().await;
+    suppress(&app, "spam@example.com", SuppressionReason::SpamComplaint).await;
+    suppress(&app, "gone@example.com", SuppressionReason::HardBounce).await;
+
+    let r = app.delete("/api/suppressions/spam%40example.com").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = r.json();
+    assert_eq!(body["status"], "active");
+    assert_eq!(body["previous_reason"], "SpamComplaint");
+    assert_eq!(body["postmark"]["will_refuse"], "yes");
+    assert!(
+        body["postmark"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spam")
+    );
+
+    let sub = app.get("/api/subscribers/spam@example.com").await.json();
+    assert_eq!(sub["status"], "active");
+    assert_eq!(sub["suppression_reason"], json!(null));
+    let list = app.get("/api/suppressions").await.json();
+    assert_eq!(emails(&list), vec!["gone@example.com"]);
+    let log = app
+        .get("/api/subscribers/spam@example.com/activity")
+        .await
+        .json();
+    assert_eq!(log["items"][0]["kind"], "reactivated");
+    assert_eq!(
+        log["items"][0]["detail"]["previous_reason"],
+        "SpamComplaint"
+    );
+
+    let r = app.delete("/api/suppressions/gone@example.com").await;
+    assert_eq!(r.json()["postmark"]["will_refuse"], "yes");
+
+    assert_eq!(
+        app.delete("/api/suppressions/spam@example.com")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.delete("/api/suppressions/nobody@example.com")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.delete("/api/suppressions/not-an-address").await.status,
+        422
+    );
+}
+
+#[tokio::test]
+async fn a_subscriber_shows_status_counters_and_activity_newest_first() {
+    let app = TestApp::new().await;
+    let email = addr("Reader@Example.com");
+    let start = Utc.with_ymd_and_hms(2026, 4, 1, 8, 0, 0).unwrap();
+    let op = app
+        .t
+        .table
+        .profile_update_op(
+            &email,
+            None,
+            &[("delivered", 3), ("opens", 2)],
+            start,
+            false,
+        )
+        .unwrap();
+    app.t.table.transact(vec![op]).await.unwrap();
+    for i in 0..5 {
+        let entry = ActivityEntry {
+            at: start + Duration::minutes(i),
+            id: format!("evt-{i}"),
+            kind: if i % 2 == 0 { "delivered" } else { "open" }.into(),
+            detail: json!({"n": i}),
+        };
+        app.t
+            .table
+            .record_activity(email.key(), &entry)
+            .await
+            .unwrap();
+    }
+
+    let r = app.get("/api/subscribers/reader%40example.com").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sub = r.json();
+    assert_eq!(sub["email"], "Reader@Example.com");
+    assert_eq!(sub["status"], "active");
+    assert_eq!(sub["counters"], json!({"delivered": 3, "opens": 2}));
+
+    let page = app
+        .get("/api/subscribers/reader@example.com/activity?limit=2")
+        .await
+        .json();
+    let ids: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["evt-4", "evt-3"]);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let next = app
+        .get(&format!(
+            "/api/subscribers/reader@example.com/activity?limit=2&cursor={cursor}"
+        ))
+        .await
+        .json();
+    assert_eq!(next["items"][0]["id"], "evt-2");
+    assert_eq!(next["items"][0]["detail"], json!({"n": 2}));
+
+    assert_eq!(
+        app.get("/api/subscribers/unknown@example.com").await.status,
+        404
+    );
+    assert_eq!(app.get("/api/subscribers/nope").await.status, 422);
+    let empty = app
+        .get("/api/subscribers/unknown@example.com/activity")
+        .await;
+    assert_eq!(empty.status, 200);
+    assert_eq!(empty.json()["items"], json!([]));
+}
+
+#[tokio::test]
+async fn campaign_counters_are_summed_over_shards_with_clicks_per_link() {
+    let app = TestApp::new().await;
+    let campaign = Campaign {
+        kind: CampaignKind::Broadcast,
+        id: "spring-sale".into(),
+    };
+    let mut ops = Vec::new();
+    for i in 0..6 {
+        ops.push(
+            app.t
+                .table
+                .campaign_add_op(
+                    &campaign,
+                    &format!("evt-{i}"),
+                    &[("delivered", 1), ("opens", 2)],
+                )
+                .unwrap(),
+        );
+    }
+    for (url, clicks) in [("https://shop.example/a", 3), ("https://shop.example/b", 1)] {
+        for i in 0..clicks {
+            ops.push(
+                app.t
+                    .table
+                    .link_add_op(&campaign, url, &format!("{url}-{i}"), &[("clicks", 1)])
+                    .unwrap(),
+            );
+        }
+    }
+    // One transaction per event, as the webhook function writes them.
+    for op in ops {
+        app.t.table.transact(vec![op]).await.unwrap();
+    }
+
+    let r = app.get("/api/broadcasts/spring-sale/stats").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let stats = r.json();
+    assert_eq!(stats["kind"], "broadcast");
+    assert_eq!(stats["counters"]["delivered"], 6);
+    assert_eq!(stats["counters"]["opens"], 12);
+    assert_eq!(stats["counters"]["sent"], 0);
+    assert_eq!(stats["links"][0]["url"], "https://shop.example/a");
+    assert_eq!(stats["links"][0]["clicks"], 3);
+    assert_eq!(stats["links"][1]["clicks"], 1);
+
+    let other = app.get("/api/sequences/spring-sale/stats").await.json();
+    assert_eq!(
+        other["counters"]["delivered"], 0,
+        "a sequence is another campaign"
+    );
+    assert_eq!(app.get("/api/broadcasts/a%23b/stats").await.status, 422);
+}
+
+#[tokio::test]
+async fn a_job_reads_back_as_the_sender_wrote_it() {
+    let app = TestApp::new().await;
+    let mut item = key("JOB#job-42", "JOB");
+    item.insert("status".into(), s("failed"));
+    item.insert(
+        "reason".into(),
+        s("Postmark ErrorCode 300: Invalid 'To' address"),
+    );
+    item.insert("error_code".into(), n(300));
+    item.insert("expires_at".into(), n(1_900_000_000));
+    app.t.table.put_new(item).await.unwrap();
+
+    let r = app.get("/api/jobs/job-42").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json(),
+        json!({"id": "job-42", "status": "failed",
+               "reason": "Postmark ErrorCode 300: Invalid 'To' address", "error_code": 300})
+    );
+    assert_eq!(app.get("/api/jobs/unknown").await.status, 404);
+    assert_eq!(app.get("/api/jobs/a%23b").await.status, 422);
+}
