@@ -5,7 +5,7 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # Installs the Python packages of dev/requirements.txt when one of them cannot be imported.
 ensure_python_tools() {
-  if ! python3 -c 'import moto.server, flask, flask_cors, aiosmtpd, cfnlint, jsonschema' 2>/dev/null; then
+  if ! python3 -c 'import moto.server, flask, flask_cors, aiosmtpd, cfnlint, jsonschema, openapi_spec_validator, schemathesis' 2>/dev/null; then
     log "installing Python tools (moto server mode, aiosmtpd, cfn-lint)"
     python3 -m pip install --quiet --disable-pip-version-check -r "$ROOT/dev/requirements.txt"
   fi
