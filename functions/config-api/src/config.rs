@@ -28,7 +28,7 @@ pub struct Config {
     pub public_base_url: Url,
     /// `POSTMARK_API_URL` (default `https://api.postmarkapp.com`).
     pub postmark_api_url: Url,
-    /// `SMTP_EXTRA_CA_PEM`, or the contents of the file `SMTP_EXTRA_CA_FILE`: a CA to trust besides the
+    /// `SMTP_EXTRA_CA_PEM`, or the contents of the file `SMTP_EXTRA_CA_PEM_FILE`: a CA to trust besides the
     /// system's when testing SMTP servers (local servers with their own certificate).
     pub smtp_extra_ca_pem: Option<String>,
     /// Timeout of each step of a server test.
@@ -41,7 +41,7 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("the environment variable {name} is invalid: {why}")]
     Invalid { name: &'static str, why: String },
-    #[error("could not read {path} (SMTP_EXTRA_CA_FILE)")]
+    #[error("could not read {path} (SMTP_EXTRA_CA_PEM_FILE)")]
     CaFile {
         path: String,
         #[source]
@@ -91,7 +91,7 @@ impl Config {
                 why: "must name a path such as myapp/prod".into(),
             });
         }
-        let smtp_extra_ca_pem = match (get("SMTP_EXTRA_CA_PEM"), get("SMTP_EXTRA_CA_FILE")) {
+        let smtp_extra_ca_pem = match (get("SMTP_EXTRA_CA_PEM"), get("SMTP_EXTRA_CA_PEM_FILE")) {
             (Some(pem), _) => Some(pem),
             (None, Some(path)) => Some(
                 std::fs::read_to_string(&path)
@@ -173,7 +173,7 @@ mod tests {
         std::fs::write(&path, "-----BEGIN CERTIFICATE-----").unwrap();
         let mut pairs = BASE.to_vec();
         let path = path.to_string_lossy().into_owned();
-        pairs.push(("SMTP_EXTRA_CA_FILE", &path));
+        pairs.push(("SMTP_EXTRA_CA_PEM_FILE", &path));
         let c = Config::from_lookup(env(&pairs)).unwrap();
         assert!(c.smtp_extra_ca_pem.unwrap().starts_with("-----BEGIN"));
     }
