@@ -429,3 +429,60 @@ async fn every_sample_event_is_a_request_the_function_answers() {
     }
     assert!(seen >= 5, "only {seen} sample events");
 }
+
+#[tokio::test]
+async fn a_server_reads_the_credentials_of_its_own_version() {
+    let app = TestApp::new().await;
+    let id = app
+        .post(
+            "/api/email-servers",
+            api_server("Main", "version-one-token-1111"),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let server_id = domain::servers::ServerId::parse(&id).unwrap();
+    let before = app.t.table.server(&server_id).await.unwrap().unwrap();
+    let r = app
+        .patch(
+            &format!("/api/email-servers/{id}"),
+            json!({"version": 1, "api_token": "version-two-token-2222"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let after = app.t.table.server(&server_id).await.unwrap().unwrap();
+    assert_ne!(
+        before.credentials.secret_version,
+        after.credentials.secret_version
+    );
+    // What a sender holding either item reads: the credentials that item describes.
+    let secrets = store::servers::ServerSecrets::new(app.t.aws.secrets.clone(), app.prefix.clone());
+    let token = |c: Option<std::sync::Arc<store::servers::ServerCredentials>>| {
+        use secrecy::ExposeSecret;
+        c.unwrap()
+            .api_token
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned()
+    };
+    assert_eq!(
+        token(secrets.credentials(&before).await.unwrap()),
+        "version-one-token-1111"
+    );
+    assert_eq!(
+        token(secrets.credentials(&after).await.unwrap()),
+        "version-two-token-2222"
+    );
+    assert_eq!(app.t.table.servers().await.unwrap(), vec![after.clone()]);
+    // Deleted with its server: nothing left to read, for either item.
+    assert_eq!(
+        app.delete(&format!("/api/email-servers/{id}")).await.status,
+        204
+    );
+    let fresh = store::servers::ServerSecrets::new(app.t.aws.secrets.clone(), app.prefix.clone());
+    assert!(fresh.credentials(&after).await.unwrap().is_none());
+    assert!(app.t.table.servers().await.unwrap().is_empty());
+}
