@@ -84,6 +84,8 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
             .arg("--no-color")
             .arg("--report-dir")
             .arg(&report_dir)
+            // schemathesis keeps a cache in its working directory: not in the source tree.
+            .current_dir(&report_dir)
             .output()
     });
     let out = run
