@@ -419,6 +419,24 @@ async fn a_poison_record_is_rejected_and_the_good_ones_go_out() {
 
     // The same poison again: still rejected, still acknowledged, never retried.
     assert!(env.run(&records[1..3]).await.is_empty());
+
+    // An invalid job under the id of a job that was sent is kept under its SQS message id instead:
+    // the sent job's record stays as it is.
+    let mut clash = broadcast("good-1", "g1@example.org");
+    clash.as_object_mut().unwrap().remove("subject");
+    assert!(
+        env.run(&[("sqs-clash".to_owned(), clash.to_string())])
+            .await
+            .is_empty()
+    );
+    assert_eq!(env.status("good-1").await, Some(JobStatus::Sent));
+    let kept = env.job("sqs-clash").await;
+    assert_eq!(get_s(&kept, "status"), Some("rejected"));
+    assert!(
+        get_s(&kept, "reason")
+            .unwrap()
+            .contains("subject: is required")
+    );
 }
 
 #[tokio::test]
