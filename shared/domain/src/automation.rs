@@ -52,7 +52,10 @@ pub fn automated_reason(
     if let Some(agent) = user_agent {
         let lower = agent.to_ascii_lowercase();
         if let Some(hit) = AUTOMATED_AGENTS.iter().find(|a| lower.contains(*a)) {
-            return Some(format!("user agent looks automated ({})", hit.trim_end_matches('/')));
+            return Some(format!(
+                "user agent looks automated ({})",
+                hit.trim_end_matches('/')
+            ));
         }
     }
     match seconds_since_delivery {
@@ -71,10 +74,20 @@ mod tests {
     fn scanners_and_instant_clicks_are_flagged_people_are_not() {
         let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
         assert_eq!(automated_reason(Some(chrome), true, Some(600)), None);
-        assert_eq!(automated_reason(Some(chrome), false, Some(1)), None, "opens have no timing rule");
-        assert!(automated_reason(Some("Mozilla/5.0 (compatible; Barracuda)"), false, None).is_some());
+        assert_eq!(
+            automated_reason(Some(chrome), false, Some(1)),
+            None,
+            "opens have no timing rule"
+        );
+        assert!(
+            automated_reason(Some("Mozilla/5.0 (compatible; Barracuda)"), false, None).is_some()
+        );
         assert!(automated_reason(Some("python-requests/2.31"), true, None).is_some());
-        assert!(automated_reason(Some(chrome), true, Some(3)).unwrap().contains("3 s"));
+        assert!(
+            automated_reason(Some(chrome), true, Some(3))
+                .unwrap()
+                .contains("3 s")
+        );
         assert_eq!(automated_reason(None, true, None), None);
     }
 }

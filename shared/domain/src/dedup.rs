@@ -27,7 +27,10 @@ fn digest(parts: &[&str]) -> String {
         h.update(p.as_bytes());
         h.update([0u8]);
     }
-    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The dedup key of a Postmark webhook event.
@@ -75,7 +78,10 @@ mod tests {
     fn copies_of_one_event_share_a_key_and_other_events_do_not() {
         let a = postmark_event_key(&id("2026-01-01T00:00:00Z"), Some("trace-1"), b"x");
         let b = postmark_event_key(&id("2026-01-01T00:00:00Z"), Some("trace-2"), b"y");
-        assert_eq!(a, b, "the headers do not matter when the payload identifies the event");
+        assert_eq!(
+            a, b,
+            "the headers do not matter when the payload identifies the event"
+        );
         let later = postmark_event_key(&id("2026-01-01T00:00:01Z"), Some("trace-1"), b"x");
         assert_ne!(a, later);
         let mut click = id("2026-01-01T00:00:00Z");
@@ -90,7 +96,10 @@ mod tests {
             ..EventIdentity::default()
         };
         let t1 = postmark_event_key(&bare, Some("trace-1"), b"x");
-        assert_eq!(t1, postmark_event_key(&bare, Some("trace-1"), b"other body"));
+        assert_eq!(
+            t1,
+            postmark_event_key(&bare, Some("trace-1"), b"other body")
+        );
         assert!(t1.starts_with("trace:"));
         let b1 = postmark_event_key(&bare, None, b"body");
         assert_eq!(b1, postmark_event_key(&bare, Some("  "), b"body"));

@@ -107,7 +107,9 @@ impl EventKind {
             Self::Opened => "open",
             Self::Clicked { .. } => "click",
             Self::SubscriptionChanged { suppress: true, .. } => "suppressed",
-            Self::SubscriptionChanged { suppress: false, .. } => "reactivated",
+            Self::SubscriptionChanged {
+                suppress: false, ..
+            } => "reactivated",
             Self::Unknown { .. } => "unknown",
         }
     }
@@ -233,8 +235,9 @@ pub fn plan(event: &Event) -> Plan {
             } else {
                 StatusChange::Reactivate
             });
-            if *suppress && suppression_reason(reason.as_deref(), origin.as_deref())
-                == SuppressionReason::Unsubscribed
+            if *suppress
+                && suppression_reason(reason.as_deref(), origin.as_deref())
+                    == SuppressionReason::Unsubscribed
             {
                 p.campaign_counters.push(("unsubscribes", 1));
             }
@@ -295,7 +298,10 @@ mod tests {
         assert_eq!(hard.campaign_counters, vec![("bounced_hard", 1)]);
 
         let soft = plan(&event(bounce(BounceClass::Soft)));
-        assert_eq!(soft.status, None, "a soft bounce leaves the subscriber active");
+        assert_eq!(
+            soft.status, None,
+            "a soft bounce leaves the subscriber active"
+        );
         assert_eq!(soft.campaign_counters, vec![("bounced_soft", 1)]);
 
         let spam = plan(&event(EventKind::SpamComplaint));
@@ -310,7 +316,10 @@ mod tests {
 
         let open = plan(&event(EventKind::Opened));
         assert_eq!(open.engagement, Some(EngagementKind::Open));
-        assert!(open.campaign_counters.is_empty(), "engagement counts are decided with state");
+        assert!(
+            open.campaign_counters.is_empty(),
+            "engagement counts are decided with state"
+        );
 
         let unknown = plan(&event(EventKind::Unknown { record_type: None }));
         assert_eq!(unknown.status, None);
@@ -339,7 +348,10 @@ mod tests {
             change(true, Some("ManualSuppression"), Some("Customer")),
             Some(StatusChange::Suppress(SuppressionReason::ManualSuppression))
         );
-        assert_eq!(change(false, None, Some("Customer")), Some(StatusChange::Reactivate));
+        assert_eq!(
+            change(false, None, Some("Customer")),
+            Some(StatusChange::Reactivate)
+        );
     }
 
     #[test]

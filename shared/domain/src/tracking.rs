@@ -160,7 +160,11 @@ mod tests {
             url: "https://example.com/a?b=c&d=%20e#top".into(),
         };
         let token = s.sign(&click).unwrap();
-        assert!(token.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+        assert!(
+            token
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        );
         assert_eq!(s.verify(&token).unwrap(), click);
     }
 
@@ -232,8 +236,14 @@ mod tests {
 
     #[test]
     fn link_hashes_are_stable_and_short() {
-        assert_eq!(link_hash("https://a.example/"), link_hash("https://a.example/"));
-        assert_ne!(link_hash("https://a.example/"), link_hash("https://b.example/"));
+        assert_eq!(
+            link_hash("https://a.example/"),
+            link_hash("https://a.example/")
+        );
+        assert_ne!(
+            link_hash("https://a.example/"),
+            link_hash("https://b.example/")
+        );
         assert_eq!(link_hash("x").len(), 16);
     }
 }
