@@ -138,6 +138,7 @@ async fn run(app: &App, req: &Request, route: Route) -> ApiResult {
         Route::SequenceStats(id) => {
             readback::campaign(app, domain::trace::CampaignKind::Sequence, &id).await
         }
+        Route::ListJobs => readback::jobs(app, req).await,
         Route::GetJob(id) => readback::job(app, &id).await,
     }
 }

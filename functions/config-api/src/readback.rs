@@ -6,9 +6,11 @@ use domain::JobId;
 use domain::trace::{Campaign, CampaignKind};
 use lambda_http::Request;
 use serde_json::{Map, Value, json};
+use store::events::job_key;
+use store::jobs::JobStatus;
 use store::servers::item_to_json;
 use store::subscribers::{profile_key, standing_from};
-use store::table::{Item, get_s, key};
+use store::table::{Item, get_s};
 
 use crate::App;
 use crate::http::{ApiError, ApiResult, json};
@@ -43,7 +45,7 @@ pub async fn subscriber(app: &App, email: &str) -> ApiResult {
     let email = parse_email("email", email)?;
     let item = app
         .table
-        .get(profile_key(email.key()), false)
+        .get(profile_key(email.key()), true)
         .await
         .map_err(|e| ApiError::store("reading a subscriber", e))?
         .ok_or_else(|| {
@@ -106,16 +108,56 @@ pub async fn campaign(app: &App, kind: CampaignKind, id: &str) -> ApiResult {
     Ok(json(StatusCode::OK, &stats))
 }
 
+/// Attributes of a job item that are the sender's bookkeeping (its lease), not the job's outcome.
+const JOB_INTERNAL: &[&str] = &["claim_token", "lease_until", store::schema::TTL_ATTRIBUTE];
+
+fn job_view(item: &Item, id: Option<&str>) -> Value {
+    let mut fields = item_to_json(item);
+    for name in JOB_INTERNAL {
+        fields.remove(*name);
+    }
+    let id = id
+        .map(str::to_owned)
+        .or_else(|| get_s(item, "job_id").map(str::to_owned))
+        .unwrap_or_default();
+    fields.insert("id".into(), Value::String(id));
+    Value::Object(fields)
+}
+
 pub async fn job(app: &App, id: &str) -> ApiResult {
     let id = JobId::parse(id).map_err(|e| ApiError::invalid_field("id", e.why))?;
     let item = app
         .table
-        .get(key(format!("JOB#{id}"), "JOB"), false)
+        .get(job_key(id.as_str()), true)
         .await
         .map_err(|e| ApiError::store("reading a job", e))?
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
-    let mut fields = item_to_json(&item);
-    fields.remove(store::schema::TTL_ATTRIBUTE);
-    fields.insert("id".into(), Value::String(id.as_str().to_owned()));
-    Ok(json(StatusCode::OK, &Value::Object(fields)))
+    Ok(json(StatusCode::OK, &job_view(&item, Some(id.as_str()))))
+}
+
+/// Failed or rejected jobs, newest first.
+pub async fn jobs(app: &App, req: &Request) -> ApiResult {
+    let params = query(req);
+    let mut errors = Errors::default();
+    only_params(&params, &["status", "limit", "cursor"], &mut errors);
+    let status = match params.get("status").map(String::as_str) {
+        Some("failed") => Some(JobStatus::Failed),
+        Some("rejected") => Some(JobStatus::Rejected),
+        _ => {
+            errors.add("status", "required: failed or rejected");
+            None
+        }
+    };
+    let limit = limit(&params, &mut errors);
+    let status = errors.finish(status)?;
+    let page = app
+        .table
+        .jobs_with_status(status, limit, params.get("cursor").map(String::as_str))
+        .await
+        .map_err(|e| ApiError::store("listing jobs", e))?;
+    let items: Vec<Value> = page.items.iter().map(|i| job_view(i, None)).collect();
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "items": items, "next_cursor": page.next }),
+    ))
 }

@@ -27,6 +27,7 @@ pub enum Route {
     SubscriberActivity(String),
     BroadcastStats(String),
     SequenceStats(String),
+    ListJobs,
     GetJob(String),
 }
 
@@ -50,6 +51,7 @@ impl Route {
             Self::SubscriberActivity(_) => "subscriber_activity",
             Self::BroadcastStats(_) => "broadcast_stats",
             Self::SequenceStats(_) => "sequence_stats",
+            Self::ListJobs => "list_jobs",
             Self::GetJob(_) => "get_job",
         }
     }
@@ -104,6 +106,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
         }
         ["api", "broadcasts", id, "stats"] => vec![(Method::GET, Route::BroadcastStats(p(id)))],
         ["api", "sequences", id, "stats"] => vec![(Method::GET, Route::SequenceStats(p(id)))],
+        ["api", "jobs"] => vec![(Method::GET, Route::ListJobs)],
         ["api", "jobs", id] => vec![(Method::GET, Route::GetJob(p(id)))],
         _ => return Err(not_found()),
     };

@@ -210,7 +210,7 @@ fn parse_draft(obj: &Map<String, Value>, existing: &CredentialHints) -> Result<D
             }
         }
         None => {
-            if !obj.contains_key("label") || obj["label"].is_null() {
+            if obj.get("label").is_none_or(Value::is_null) {
                 errors.add("label", "required: a name for this server");
             }
             None

@@ -3,10 +3,10 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use domain::trace::{Campaign, CampaignKind};
-use domain::{EmailAddress, SuppressionReason};
+use domain::{EmailAddress, EmailType, JobId, SuppressionReason};
 use serde_json::{Value, json};
 use store::activity::ActivityEntry;
-use store::table::{key, n, s};
+use store::jobs::{Claimed, JobClaim, JobOutcome, Rejection};
 
 use crate::support::TestApp;
 
@@ -296,25 +296,87 @@ async fn campaign_counters_are_summed_over_shards_with_clicks_per_link() {
 }
 
 #[tokio::test]
-async fn a_job_reads_back_as_the_sender_wrote_it() {
+async fn jobs_read_back_as_the_sender_wrote_them() {
     let app = TestApp::new().await;
-    let mut item = key("JOB#job-42", "JOB");
-    item.insert("status".into(), s("failed"));
-    item.insert(
-        "reason".into(),
-        s("Postmark ErrorCode 300: Invalid 'To' address"),
-    );
-    item.insert("error_code".into(), n(300));
-    item.insert("expires_at".into(), n(1_900_000_000));
-    app.t.table.put_new(item).await.unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 5, 1, 10, 0, 0).unwrap();
+    let recipient = addr("buyer@example.com");
+    for (id, outcome) in [
+        (
+            "job-sent",
+            JobOutcome::Sent {
+                message_id: Some("0a129aee-e1cd-480d-b08d-4f48548ff48d".into()),
+                server_id: "srv1".into(),
+                stream: "outbound".into(),
+            },
+        ),
+        (
+            "job-failed",
+            JobOutcome::Failed {
+                reason: "Postmark ErrorCode 300: Invalid 'To' address".into(),
+                error_code: Some(300),
+                server_id: Some("srv1".into()),
+                stream: Some("outbound".into()),
+            },
+        ),
+    ] {
+        let job_id = JobId::parse(id).unwrap();
+        let claim = JobClaim {
+            id: &job_id,
+            token: "attempt-token",
+            recipient: &recipient,
+            email_type: EmailType::Transactional,
+            campaign: None,
+            subscriber_id: Some("sub-7"),
+            now: at,
+            lease: std::time::Duration::from_secs(60),
+        };
+        assert_eq!(app.t.table.claim_job(&claim).await.unwrap(), Claimed::Owned);
+        assert!(
+            app.t
+                .table
+                .record_job_outcome(&job_id, "attempt-token", &outcome, at)
+                .await
+                .unwrap()
+        );
+    }
+    app.t
+        .table
+        .record_rejected_job(&Rejection {
+            key_id: "job-bad",
+            sqs_message_id: "sqs-1",
+            reason: "email_type: \"bulk\" is not one of broadcast, sequence, transactional",
+            body: "{\"email_type\": \"bulk\"}",
+            at,
+        })
+        .await
+        .unwrap();
 
-    let r = app.get("/api/jobs/job-42").await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(
-        r.json(),
-        json!({"id": "job-42", "status": "failed",
-               "reason": "Postmark ErrorCode 300: Invalid 'To' address", "error_code": 300})
+    let sent = app.get("/api/jobs/job-sent").await;
+    assert_eq!(sent.status, 200, "{}", sent.text);
+    let sent = sent.json();
+    assert_eq!(sent["id"], "job-sent");
+    assert_eq!(sent["status"], "sent");
+    assert_eq!(sent["message_id"], "0a129aee-e1cd-480d-b08d-4f48548ff48d");
+    assert_eq!(sent["recipient"], "buyer@example.com");
+    assert!(sent.get("claim_token").is_none(), "{sent}");
+    let failed = app.get("/api/jobs/job-failed").await.json();
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["error_code"], 300);
+
+    let list = app.get("/api/jobs?status=failed").await.json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"][0]["id"], "job-failed");
+    let rejected = app.get("/api/jobs?status=rejected").await.json();
+    assert_eq!(rejected["items"][0]["id"], "job-bad");
+    assert!(
+        rejected["items"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("bulk")
     );
+
     assert_eq!(app.get("/api/jobs/unknown").await.status, 404);
     assert_eq!(app.get("/api/jobs/a%23b").await.status, 422);
+    assert_eq!(app.get("/api/jobs").await.status, 422);
+    assert_eq!(app.get("/api/jobs?status=sent").await.status, 422);
 }
