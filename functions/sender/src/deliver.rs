@@ -9,7 +9,9 @@ use domain::MessageStream;
 use domain::jobs::SendJob;
 use domain::servers::{Delivery, EmailServer, ServerId, SmtpAuthentication, route};
 use futures::StreamExt;
-use postmark::smtp::{SmtpAuth, SmtpConfig, SmtpTransport, StartTls};
+use postmark::smtp::{
+    POSTMARK_BROADCAST_SMTP_HOST, POSTMARK_SMTP_HOST, SmtpAuth, SmtpConfig, SmtpTransport, StartTls,
+};
 use postmark::{Email, MAX_BATCH_SIZE, PostmarkClient, PostmarkError, ServerToken};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -149,18 +151,30 @@ pub async fn deliver(
                     });
                 }
             }
-            Delivery::Smtp(_) => match app.smtp_transport(group.server, &credentials).await {
-                Ok(transport) => work.push(Work::Smtp {
-                    transport,
-                    via,
-                    emails,
-                }),
-                Err(v) => {
-                    for (i, _) in emails {
-                        verdicts[i] = Some(v.clone());
+            Delivery::Smtp(settings) => {
+                // Postmark takes broadcast streams on a host of their own.
+                let marketing = group
+                    .jobs
+                    .iter()
+                    .all(|&i| jobs[i].email_type.is_marketing());
+                let host = if marketing && settings.host.eq_ignore_ascii_case(POSTMARK_SMTP_HOST) {
+                    POSTMARK_BROADCAST_SMTP_HOST
+                } else {
+                    settings.host.as_str()
+                };
+                match app.smtp_transport(group.server, host, &credentials).await {
+                    Ok(transport) => work.push(Work::Smtp {
+                        transport,
+                        via,
+                        emails,
+                    }),
+                    Err(v) => {
+                        for (i, _) in emails {
+                            verdicts[i] = Some(v.clone());
+                        }
                     }
                 }
-            },
+            }
         }
     }
 
@@ -280,9 +294,16 @@ fn too_large(e: &PostmarkError) -> bool {
 }
 
 /// An SMTP transport's identity: its settings and credentials, so that a change builds a new one.
-fn fingerprint(server: &EmailServer, username: &str, password: &SecretString) -> [u8; 32] {
+fn fingerprint(
+    server: &EmailServer,
+    host: &str,
+    username: &str,
+    password: &SecretString,
+) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(&server.delivery).unwrap_or_default());
+    h.update([0]);
+    h.update(host.as_bytes());
     h.update([0]);
     h.update(username.as_bytes());
     h.update([0]);
@@ -291,11 +312,12 @@ fn fingerprint(server: &EmailServer, username: &str, password: &SecretString) ->
 }
 
 impl App {
-    /// The pooled transport of an SMTP server, built once and kept while its settings and credentials
-    /// stay the same.
+    /// The pooled transport of an SMTP server (to `host`), built once and kept while its settings and
+    /// credentials stay the same.
     async fn smtp_transport(
         &self,
         server: &EmailServer,
+        host: &str,
         credentials: &ServerCredentials,
     ) -> Result<Arc<SmtpTransport>, Verdict> {
         let Delivery::Smtp(settings) = &server.delivery else {
@@ -317,30 +339,27 @@ impl App {
             )));
         };
         let username = username.expose_secret().to_owned();
-        let key = fingerprint(server, &username, password);
+        let key = fingerprint(server, host, &username, password);
+        let cache_key = (server.id.clone(), host.to_owned());
         let mut cache = self.smtp.lock().await;
-        if let Some((known, transport)) = cache.get(&server.id)
+        if let Some((known, transport)) = cache.get(&cache_key)
             && *known == key
         {
             return Ok(transport.clone());
         }
-        let mut config = SmtpConfig::new(
-            settings.host.clone(),
-            settings.port,
-            username,
-            password.clone(),
-        )
-        .with_auth(match settings.authentication {
-            SmtpAuthentication::Plain => SmtpAuth::Plain,
-            SmtpAuthentication::Login => SmtpAuth::Login,
-        })
-        .with_starttls(if settings.starttls {
-            StartTls::Required
-        } else {
-            StartTls::None
-        })
-        .with_timeout(self.config.postmark_timeout)
-        .with_max_connections(self.config.smtp_connections);
+        let mut config =
+            SmtpConfig::new(host.to_owned(), settings.port, username, password.clone())
+                .with_auth(match settings.authentication {
+                    SmtpAuthentication::Plain => SmtpAuth::Plain,
+                    SmtpAuthentication::Login => SmtpAuth::Login,
+                })
+                .with_starttls(if settings.starttls {
+                    StartTls::Required
+                } else {
+                    StartTls::None
+                })
+                .with_timeout(self.config.postmark_timeout)
+                .with_max_connections(self.config.smtp_connections);
         if let Some(pem) = &self.config.smtp_extra_ca_pem {
             config = config.with_extra_root_ca_pem(pem.clone());
         }
@@ -351,7 +370,7 @@ impl App {
                 verdict::chain(&e)
             ))
         })?);
-        if let Some((_, old)) = cache.insert(server.id.clone(), (key, transport.clone())) {
+        if let Some((_, old)) = cache.insert(cache_key, (key, transport.clone())) {
             old.shutdown().await;
         }
         Ok(transport)

@@ -70,7 +70,7 @@ pub struct App {
     pub server_secrets: ServerSecrets,
     http: reqwest::Client,
     servers: Cached<Vec<EmailServer>>,
-    smtp: Mutex<HashMap<ServerId, SmtpEntry>>,
+    smtp: Mutex<HashMap<(ServerId, String), SmtpEntry>>,
 }
 
 impl App {

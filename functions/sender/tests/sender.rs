@@ -420,6 +420,18 @@ async fn a_poison_record_is_rejected_and_the_good_ones_go_out() {
     // The same poison again: still rejected, still acknowledged, never retried.
     assert!(env.run(&records[1..3]).await.is_empty());
 
+    // The producer fixes the job and enqueues it again under its id: now it goes out.
+    let fixed = broadcast("poison-typo", "typo@example.org");
+    assert!(env.run(&[record(&fixed)]).await.is_empty());
+    let item = env.job("poison-typo").await;
+    assert_eq!(get_s(&item, "status"), Some("sent"));
+    assert_eq!(
+        get_s(&item, "body"),
+        None,
+        "the rejected body goes with the rejection"
+    );
+    assert_eq!(get_s(&item, "gsi1pk"), None);
+
     // An invalid job under the id of a job that was sent is kept under its SQS message id instead:
     // the sent job's record stays as it is.
     let mut clash = broadcast("good-1", "g1@example.org");

@@ -220,7 +220,9 @@ impl UpdateBuilder {
 
 impl Table {
     /// Claims a job for one attempt: a conditional update that succeeds when the job is new, waits for a
-    /// retry, or was claimed by an attempt whose lease has run out (a crashed run).
+    /// retry, was claimed by an attempt whose lease has run out (a crashed run), or was rejected (a
+    /// producer sending a corrected job under the same id). An item without a status holds only what
+    /// webhook events wrote, never a claim of ours: it is claimable too.
     pub async fn claim_job(&self, claim: &JobClaim<'_>) -> Result<Claimed, StoreError> {
         let now_secs = claim.now.timestamp();
         let lease_until = now_secs + i64::try_from(claim.lease.as_secs()).unwrap_or(i64::MAX / 2);
@@ -237,11 +239,24 @@ impl Table {
             .set_opt("campaign_kind", claim.campaign.map(|c| s(c.kind.as_str())))
             .set_opt("campaign_id", claim.campaign.map(|c| s(&c.id)))
             .set_opt("subscriber_id", claim.subscriber_id.map(s));
+        // What a rejection of an earlier, invalid body under the same id left.
+        for attribute in [
+            "body",
+            "body_truncated",
+            "rejected_at",
+            "sqs_message_id",
+            GSI1_PK,
+            GSI1_SK,
+        ] {
+            u.remove(attribute);
+        }
         u.names.insert("#pk".into(), PK.into());
         u.names.insert("#attempts".into(), "attempts".into());
         u.values.insert(":one".into(), n(1));
         u.values
             .insert(":retrying".into(), s(JobStatus::Retrying.as_str()));
+        u.values
+            .insert(":rejected".into(), s(JobStatus::Rejected.as_str()));
         u.values
             .insert(":claimed".into(), s(JobStatus::Claimed.as_str()));
         u.values.insert(":now".into(), n(now_secs));
@@ -252,7 +267,8 @@ impl Table {
             .set_key(Some(job_key(claim.id.as_str())))
             .update_expression(u.expression(" ADD #attempts :one"))
             .condition_expression(
-                "attribute_not_exists(#pk) OR #status = :retrying \
+                "attribute_not_exists(#pk) OR attribute_not_exists(#status) \
+                 OR #status IN (:retrying, :rejected) \
                  OR (#status = :claimed AND #lease_until < :now)",
             )
             .set_expression_attribute_names(Some(u.names))
@@ -282,7 +298,9 @@ impl Table {
             Some(JobStatus::Claimed) => Claimed::Busy {
                 lease_until: get_n(&item, "lease_until"),
             },
-            Some(status) if status.is_final() => Claimed::Done(status),
+            Some(status) if status.is_final() && status != JobStatus::Rejected => {
+                Claimed::Done(status)
+            }
             // Retrying again, or an item with no status of ours (written by events only): a concurrent
             // attempt changed it between our write and our read; let SQS come back.
             _ => Claimed::Busy {
