@@ -219,7 +219,7 @@ async fn each_outcome_of_a_mixed_batch_ends_as_the_contract_says() {
 }
 
 #[tokio::test]
-async fn rate_limits_and_outages_are_retried_and_a_timeout_too() {
+async fn rate_limits_outages_and_dropped_connections_are_retried() {
     let env = Env::new().await;
     env.sim.set_faults(
         Faults::seeded(2)
