@@ -1,0 +1,540 @@
+//! The demo: a scenario played through the public interfaces of the running local stack only (the config
+//! API, the send queue, the Postmark simulator's control API standing in for real recipients, and the
+//! tracking URLs found in the delivered mail), then a check that what the platform reads back matches what
+//! was sent. Exits 0 only if everything matched.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BROADCAST: &str = "winter-sale-2026";
+const SEQUENCE: &str = "welcome-series";
+const API_TOKEN: &str = "demo-api-server-token";
+const SMTP_TOKEN: &str = "demo-smtp-server-token";
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+struct Env {
+    config_api: String,
+    admin_key: String,
+    sim: String,
+    sim_smtp: String,
+    queue_url: String,
+    http: reqwest::Client,
+}
+
+fn env(name: &str) -> Result<String> {
+    std::env::var(name)
+        .map_err(|_| format!("{name} is not set: run this through dev/demo.sh").into())
+}
+
+impl Env {
+    async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.config_api))
+            .bearer_auth(&self.admin_key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let value = resp.json().await.unwrap_or(Value::Null);
+        Ok((status, value))
+    }
+
+    async fn sim(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let mut req = self.http.request(method, format!("{}{path}", self.sim));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await?;
+        if !resp.status().is_success() {
+            return Err(
+                format!("simulator {path}: {} {}", resp.status(), resp.text().await?).into(),
+            );
+        }
+        Ok(resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn say(text: &str) {
+    println!("\n\x1b[1m▶ {text}\x1b[0m");
+}
+
+struct Checks(Vec<(String, bool)>);
+
+impl Checks {
+    fn check(&mut self, what: impl Into<String>, ok: bool) {
+        let what = what.into();
+        println!("  {} {what}", if ok { "✔" } else { "✘" });
+        self.0.push((what, ok));
+    }
+}
+
+fn newsletter(i: usize) -> String {
+    format!(
+        r#"<!doctype html><html><body style="font-family:sans-serif">
+<h1>Winter sale, reader {i}</h1>
+<p>Everything is <a href="https://shop.example.com/sale?utm_source=newsletter">40% off</a> this week.</p>
+<p>New in: <a href="https://shop.example.com/new">the spring collection</a>.
+Questions? <a href="mailto:help@example.com">Write to us</a>.</p>
+<p><a href="https://shop.example.com/unsubscribe?u={i}" data-no-track>Unsubscribe</a></p>
+</body></html>"#
+    )
+}
+
+fn job(id: &str, email_type: &str, to: &str, extra: Value) -> Value {
+    let mut job = json!({
+        "version": 1,
+        "id": id,
+        "email_type": email_type,
+        "from": "Example Shop <news@example.com>",
+        "to": to,
+        "subject": "Our winter sale starts now",
+        "text_body": "Everything is 40% off: https://shop.example.com/sale",
+    });
+    if let (Some(j), Some(e)) = (job.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            j.insert(k.clone(), v.clone());
+        }
+    }
+    job
+}
+
+fn count(stats: &Value, name: &str) -> i64 {
+    stats["counters"][name].as_i64().unwrap_or(-1)
+}
+
+/// Finds the first `src`/`href` value in `html` that starts with `prefix`.
+fn find_url(html: &str, prefix: &str) -> Option<String> {
+    let start = html.find(prefix)?;
+    let rest = &html[start..];
+    let end = rest.find(['"', '\'', ' ', '>']).unwrap_or(rest.len());
+    Some(rest[..end].replace("&amp;", "&"))
+}
+
+#[tokio::main]
+async fn main() {
+    match run().await {
+        Ok(true) => println!(
+            "\n\x1b[1;32mDemo passed: everything the platform reads back matches what was sent.\x1b[0m"
+        ),
+        Ok(false) => {
+            println!("\n\x1b[1;31mDemo failed: see the ✘ lines above.\x1b[0m");
+            std::process::exit(1);
+        }
+        Err(e) => {
+            println!("\n\x1b[1;31mDemo failed: {e}\x1b[0m");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn run() -> Result<bool> {
+    let e = Env {
+        config_api: env("CONFIG_API_URL")?,
+        admin_key: env("ADMIN_KEY")?,
+        sim: env("POSTMARK_SIM_URL")?,
+        sim_smtp: env("POSTMARK_SIM_SMTP")?,
+        queue_url: env("QUEUE_URL")?,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?,
+    };
+    let mut checks = Checks(Vec::new());
+    use reqwest::Method;
+
+    say("Reading the webhook URL from the config API");
+    let (_, webhook) = e.api(Method::GET, "/api/postmark/webhook", None).await?;
+    let webhook_url = webhook["url_with_password"]
+        .as_str()
+        .ok_or("no webhook URL")?
+        .to_owned();
+    println!(
+        "  webhook URL: {}",
+        webhook["url"].as_str().unwrap_or_default()
+    );
+
+    say("Setting up two Postmark servers in the simulator, their webhooks aimed at that URL");
+    for (name, token) in [("Marketing", API_TOKEN), ("Transactional", SMTP_TOKEN)] {
+        e.sim(
+            Method::POST,
+            "/_sim/servers",
+            Some(json!({
+                "name": name,
+                "tokens": [token],
+                "sender_signatures": ["example.com"],
+                "webhooks": [{ "url": webhook_url }],
+            })),
+        )
+        .await?;
+    }
+
+    say("Creating an API email server (broadcasts, sequences) and an SMTP one (transactional)");
+    let (status, api_server) = e
+        .api(
+            Method::POST,
+            "/api/email-servers",
+            Some(json!({
+                "label": "Marketing (API)",
+                "delivery_method": "api",
+                "api_token": API_TOKEN,
+                "email_types": ["broadcast", "sequence"],
+                "tracking": { "track_opens": true, "track_links": "HtmlOnly" },
+            })),
+        )
+        .await?;
+    checks.check(format!("API server created ({status})"), status == 201);
+    let (host, port) = e
+        .sim_smtp
+        .rsplit_once(':')
+        .ok_or("POSTMARK_SIM_SMTP is host:port")?;
+    let (status, smtp_server) = e
+        .api(
+            Method::POST,
+            "/api/email-servers",
+            Some(json!({
+                "label": "Transactional (SMTP)",
+                "delivery_method": "smtp",
+                "smtp": { "host": host, "port": port.parse::<u16>()?, "username": SMTP_TOKEN,
+                          "password": SMTP_TOKEN, "authentication": "plain", "starttls": true },
+                "email_types": ["transactional"],
+            })),
+        )
+        .await?;
+    checks.check(format!("SMTP server created ({status})"), status == 201);
+    let shown = format!("{api_server}{smtp_server}");
+    checks.check(
+        "no token or password in the answers",
+        !shown.contains(API_TOKEN) && !shown.contains(SMTP_TOKEN),
+    );
+    for server in [&api_server, &smtp_server] {
+        let id = server["id"].as_str().ok_or("no server id")?;
+        let (_, report) = e
+            .api(Method::POST, &format!("/api/email-servers/{id}/test"), None)
+            .await?;
+        checks.check(
+            format!(
+                "test of {}: {}",
+                server["label"].as_str().unwrap_or(id),
+                report["message"].as_str().unwrap_or("")
+            ),
+            report["ok"] == json!(true),
+        );
+    }
+
+    say("Enqueueing a broadcast of 30 jobs, a sequence step and a transactional email");
+    let mut jobs: Vec<(String, String)> = Vec::new();
+    let mut bodies = Vec::new();
+    for i in 0..30 {
+        let to = match i {
+            0 => "HardBounce@bounce-testing.postmarkapp.com".to_owned(),
+            1 => "SoftBounce@bounce-testing.postmarkapp.com".to_owned(),
+            2 => "angry.reader@spam-complaint.postmarkapp.com".to_owned(),
+            _ => format!("reader{i}@example.org"),
+        };
+        let id = format!("demo-{BROADCAST}-{i}");
+        let tracked = i % 2 == 1;
+        bodies.push(job(&id, "broadcast", &to, json!({
+            "broadcast_id": BROADCAST, "subscriber_id": format!("sub-{i}"), "tag": "winter-sale",
+            "html_body": newsletter(i), "track_opens": tracked, "track_clicks": tracked,
+        })).to_string());
+        jobs.push((id, to));
+    }
+    let seq_id = "demo-welcome-step-2".to_owned();
+    bodies.push(
+        job(
+            &seq_id,
+            "sequence",
+            "reader5@example.org",
+            json!({
+                "sequence_id": SEQUENCE, "subscriber_id": "sub-5", "subject": "Welcome, part 2",
+                "html_body": "<html><body><p>Here is how to get started.</p></body></html>",
+            }),
+        )
+        .to_string(),
+    );
+    jobs.push((seq_id, "reader5@example.org".into()));
+    let receipt_id = "demo-receipt-1001".to_owned();
+    bodies.push(
+        job(
+            &receipt_id,
+            "transactional",
+            "reader7@example.org",
+            json!({
+                "subject": "Your receipt #1001", "text_body": "Thank you for your order.",
+            }),
+        )
+        .to_string(),
+    );
+    jobs.push((receipt_id, "reader7@example.org".into()));
+    let sdk = store::aws::load_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let refused = store::sqs::send_bodies(&sqs, &e.queue_url, &bodies).await?;
+    checks.check(format!("{} jobs enqueued", bodies.len()), refused == 0);
+
+    say("Waiting for the sender (through the SQS poller) to finish every job");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut outcomes: BTreeMap<String, Value> = BTreeMap::new();
+    while outcomes.len() < jobs.len() && Instant::now() < deadline {
+        for (id, _) in &jobs {
+            if outcomes.contains_key(id) {
+                continue;
+            }
+            let (status, job) = e.api(Method::GET, &format!("/api/jobs/{id}"), None).await?;
+            if status == 200
+                && matches!(
+                    job["status"].as_str(),
+                    Some("sent" | "skipped" | "failed" | "rejected")
+                )
+            {
+                outcomes.insert(id.clone(), job);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let sent = outcomes.values().filter(|j| j["status"] == "sent").count();
+    checks.check(
+        format!("{sent} of {} jobs sent", jobs.len()),
+        sent == jobs.len(),
+    );
+    e.sim(Method::POST, "/_sim/settle?timeout_ms=30000", None)
+        .await?;
+
+    say(
+        "Readers open and click: Postmark's tracking, and our own pixel and links found in the mail",
+    );
+    let messages = e
+        .sim(Method::GET, "/_sim/messages?stream=broadcast", None)
+        .await?;
+    let messages = messages
+        .as_array()
+        .cloned()
+        .or_else(|| messages["messages"].as_array().cloned())
+        .unwrap_or_default();
+    let tracking_base = env("TRACKING_BASE_URL")?;
+    let mut opened = 0;
+    let mut native_clicks = 0;
+    for m in &messages {
+        let to = m["to"].as_str().unwrap_or_default();
+        let Some(n) = to
+            .strip_prefix("reader")
+            .and_then(|r| r.split('@').next())
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if m["metadata"]["broadcast_id"] != BROADCAST || n % 3 != 0 {
+            continue;
+        }
+        let id = m["message_id"].as_str().unwrap_or_default();
+        // Postmark sees the open...
+        e.sim(
+            Method::POST,
+            "/_sim/opens",
+            Some(json!({ "message_id": id, "platform": "WebMail",
+            "user_agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15" })),
+        )
+        .await?;
+        opened += 1;
+        let html = m["html_body"].as_str().unwrap_or_default();
+        // ...and so does our own pixel, when the job asked for native tracking: one open, counted once.
+        if let Some(pixel) = find_url(html, &format!("{tracking_base}/t/o/")) {
+            let r = e
+                .http
+                .get(&pixel)
+                .header("user-agent", "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15")
+                .send()
+                .await?;
+            checks.check(
+                format!("pixel for reader{n} answers a GIF"),
+                r.status() == 200,
+            );
+        }
+        if let Some(link) = find_url(html, &format!("{tracking_base}/t/c/")) {
+            let r = e
+                .http
+                .get(&link)
+                .header("user-agent", "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15")
+                .send()
+                .await?;
+            let to = r
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            checks.check(
+                format!("click for reader{n} redirects to {to}"),
+                r.status() == 302 && to.starts_with("https://shop.example.com/"),
+            );
+            native_clicks += 1;
+        } else {
+            e.sim(
+                Method::POST,
+                "/_sim/clicks",
+                Some(json!({ "message_id": id,
+                "link": "https://shop.example.com/sale?utm_source=newsletter",
+                "user_agent": "Mozilla/5.0 (Windows NT 10.0) Chrome/120.0" })),
+            )
+            .await?;
+        }
+    }
+    // Clicks within 10 s of delivery look like scanners; the stats show both figures.
+    e.sim(Method::POST, "/_sim/settle?timeout_ms=30000", None)
+        .await?;
+
+    say(&format!("Broadcast {BROADCAST}"));
+    let (_, stats) = e
+        .api(
+            Method::GET,
+            &format!("/api/broadcasts/{BROADCAST}/stats"),
+            None,
+        )
+        .await?;
+    println!("{}", serde_json::to_string_pretty(&stats["counters"])?);
+    for link in stats["links"].as_array().into_iter().flatten() {
+        println!(
+            "  {:>3} clicks  {}",
+            link["clicks"],
+            link["url"].as_str().unwrap_or_default()
+        );
+    }
+    checks.check("sent 30", count(&stats, "sent") == 30);
+    checks.check(
+        "delivered 28 (all but the two bounces)",
+        count(&stats, "delivered") == 28,
+    );
+    checks.check("1 hard bounce", count(&stats, "bounced_hard") == 1);
+    checks.check("1 soft bounce", count(&stats, "bounced_soft") == 1);
+    checks.check("1 spam complaint", count(&stats, "complaints") == 1);
+    checks.check(
+        format!("{opened} unique opens, each counted once across both sources"),
+        count(&stats, "opens_unique") == opened && count(&stats, "opens") == opened,
+    );
+    checks.check(
+        format!("{opened} unique clicks ({native_clicks} through our links)"),
+        count(&stats, "clicks_unique") == opened,
+    );
+
+    say("Subscriber reader3@example.org: activity, newest first");
+    let (_, activity) = e
+        .api(
+            Method::GET,
+            "/api/subscribers/reader3@example.org/activity",
+            None,
+        )
+        .await?;
+    let entries = activity["items"]
+        .as_array()
+        .or_else(|| activity["entries"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    for entry in &entries {
+        println!(
+            "  {}  {:<10} {}",
+            entry["at"].as_str().unwrap_or_default(),
+            entry["kind"].as_str().unwrap_or_default(),
+            entry["detail"]["source"].as_str().unwrap_or_default()
+        );
+    }
+    let kinds: Vec<&str> = entries.iter().filter_map(|e| e["kind"].as_str()).collect();
+    checks.check(
+        "sent, delivered, opened and clicked are all in the log",
+        ["delivered", "open", "click"]
+            .iter()
+            .all(|k| kinds.contains(k)),
+    );
+
+    say("Suppression list");
+    let (_, suppressions) = e.api(Method::GET, "/api/suppressions", None).await?;
+    let listed = suppressions["items"]
+        .as_array()
+        .or_else(|| suppressions["suppressions"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    for s in &listed {
+        println!(
+            "  {:<48} {}",
+            s["email"].as_str().unwrap_or_default(),
+            s["reason"].as_str().unwrap_or_default()
+        );
+    }
+    let reason_of = |addr: &str| {
+        listed
+            .iter()
+            .find(|s| {
+                s["email"]
+                    .as_str()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(addr))
+            })
+            .and_then(|s| s["reason"].as_str())
+            .map(str::to_owned)
+    };
+    checks.check(
+        "the hard-bounced address is suppressed (HardBounce)",
+        reason_of("HardBounce@bounce-testing.postmarkapp.com").as_deref() == Some("HardBounce"),
+    );
+    checks.check(
+        "the complaining address is suppressed (SpamComplaint)",
+        reason_of("angry.reader@spam-complaint.postmarkapp.com").as_deref()
+            == Some("SpamComplaint"),
+    );
+    checks.check(
+        "the soft-bounced address is not",
+        reason_of("SoftBounce@bounce-testing.postmarkapp.com").is_none(),
+    );
+    let (_, subscriber) = e
+        .api(
+            Method::GET,
+            "/api/subscribers/HardBounce@bounce-testing.postmarkapp.com",
+            None,
+        )
+        .await?;
+    checks.check(
+        "the hard-bounced subscriber is deactivated",
+        subscriber["status"] == "deactivated",
+    );
+
+    say("A second job to the hard-bounced address is skipped");
+    let again = "demo-after-bounce".to_owned();
+    store::sqs::send_bodies(
+        &sqs,
+        &e.queue_url,
+        &[job(
+            &again,
+            "broadcast",
+            "HardBounce@bounce-testing.postmarkapp.com",
+            json!({ "broadcast_id": BROADCAST, "html_body": newsletter(0) }),
+        )
+        .to_string()],
+    )
+    .await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut outcome = Value::Null;
+    while Instant::now() < deadline {
+        let (status, job) = e
+            .api(Method::GET, &format!("/api/jobs/{again}"), None)
+            .await?;
+        if status == 200 && job["status"] != "claimed" {
+            outcome = job;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!("  {}", outcome);
+    checks.check(
+        "skipped because the address is suppressed",
+        outcome["status"] == "skipped",
+    );
+
+    let failed: Vec<_> = checks.0.iter().filter(|(_, ok)| !ok).collect();
+    Ok(failed.is_empty())
+}
