@@ -43,9 +43,9 @@ fn newsletter() -> String {
         article += 1;
     }
     while links < 200 {
-        let _ = write!(
+        let _ = writeln!(
             html,
-            "<p style=\"font-size:12px;color:#777;text-align:center\"><a href=\"https://bookshop.example.com/footer/{links}\" style=\"color:#777\">Footer link {links}</a></p>\n"
+            "<p style=\"font-size:12px;color:#777;text-align:center\"><a href=\"https://bookshop.example.com/footer/{links}\" style=\"color:#777\">Footer link {links}</a></p>"
         );
         links += 1;
     }
