@@ -4,6 +4,8 @@
 //!
 //! If the emulator cannot be started or reached, the harness panics with the reason: tests never skip.
 
+pub mod lambda;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -176,4 +178,28 @@ impl Drop for TestTable {
         })
         .join();
     }
+}
+
+/// The environment a function binary needs to reach the emulator.
+pub fn aws_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint().to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ]
+}
+
+/// Creates a secret (a test's own name) with a value.
+pub async fn secret(aws: &Aws, prefix: &str, value: &str) -> String {
+    let name = unique(prefix);
+    aws.secrets
+        .create_secret()
+        .name(&name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("cannot create secret {name}: {e:?}"));
+    name
 }
