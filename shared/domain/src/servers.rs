@@ -247,6 +247,30 @@ pub struct EmailServer {
 }
 
 impl EmailServer {
+    /// An active server delivering through Postmark's API that carries every type of mail on Postmark's
+    /// default streams, with Postmark's tracking off: the starting point of a new server.
+    pub fn api(id: ServerId, label: impl Into<String>, now: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            label: label.into(),
+            vendor: Vendor::Postmark,
+            delivery: Delivery::Api,
+            streams: EmailType::ALL
+                .into_iter()
+                .map(|t| (t, t.default_stream()))
+                .collect(),
+            tracking: PostmarkTracking {
+                track_opens: false,
+                track_links: LinkTracking::None,
+            },
+            active: true,
+            credentials: CredentialHints::default(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Whether the server carries this type of mail.
     pub fn carries(&self, email_type: EmailType) -> bool {
         self.streams.contains_key(&email_type)

@@ -3,7 +3,7 @@
 //! server that the simulator posts its webhooks to (each request turned into the API Gateway request the
 //! function gets in Lambda).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use domain::servers::{
-    CredentialHints, Delivery, EmailServer, LinkTracking, PostmarkTracking, ServerId, Vendor,
-};
-use domain::{EmailType, MessageStream};
+use domain::servers::{EmailServer, ServerId};
 use lambda_http::RequestExt;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use postmark_sim::{ServerConfig, SimOptions, Simulator, WebhookConfig};
@@ -82,26 +79,11 @@ async fn forward(State(app): State<Arc<webhook::App>>, req: Request) -> Response
 
 /// A server carrying every type on Postmark's default streams, through the API.
 pub fn api_server(id: &str) -> EmailServer {
-    let now = Utc::now();
-    EmailServer {
-        id: ServerId::parse(id).expect("a valid id"),
-        label: format!("Postmark {id}"),
-        vendor: Vendor::Postmark,
-        delivery: Delivery::Api,
-        streams: EmailType::ALL
-            .into_iter()
-            .map(|t| (t, t.default_stream()))
-            .collect::<BTreeMap<EmailType, MessageStream>>(),
-        tracking: PostmarkTracking {
-            track_opens: false,
-            track_links: LinkTracking::None,
-        },
-        active: true,
-        credentials: CredentialHints::default(),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    }
+    EmailServer::api(
+        ServerId::parse(id).expect("a valid id"),
+        format!("Postmark {id}"),
+        Utc::now(),
+    )
 }
 
 impl Stack {

@@ -3,15 +3,12 @@
 //! at both.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::Utc;
-use domain::servers::{
-    CredentialHints, Delivery, EmailServer, LinkTracking, PostmarkTracking, ServerId, Vendor,
-};
-use domain::{EmailAddress, EmailType, MessageStream, SuppressionReason};
+use domain::servers::{EmailServer, ServerId};
+use domain::{EmailAddress, SuppressionReason};
 use postmark_sim::{ServerConfig, ServerSummary, SimOptions, Simulator};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -56,26 +53,11 @@ pub fn config(t: &TestTable, sim: &Simulator, prefix: &str, tracking_secret: &st
 
 /// A server that carries every type on the default streams, through the API.
 pub fn api_server(id: &str) -> EmailServer {
-    let now = Utc::now();
-    EmailServer {
-        id: ServerId::parse(id).unwrap(),
-        label: format!("Server {id}"),
-        vendor: Vendor::Postmark,
-        delivery: Delivery::Api,
-        streams: EmailType::ALL
-            .into_iter()
-            .map(|t| (t, t.default_stream()))
-            .collect::<BTreeMap<EmailType, MessageStream>>(),
-        tracking: PostmarkTracking {
-            track_opens: false,
-            track_links: LinkTracking::None,
-        },
-        active: true,
-        credentials: CredentialHints::default(),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    }
+    EmailServer::api(
+        ServerId::parse(id).unwrap(),
+        format!("Server {id}"),
+        Utc::now(),
+    )
 }
 
 impl Env {
