@@ -233,7 +233,7 @@ async fn native(
     };
     let event = Event {
         automated: automated_reason(user_agent.as_deref(), is_click, None),
-        dedup_key: format!("native:{}", uuid::Uuid::new_v4().simple()),
+        dedup_key: domain::dedup::native_event_key(&uuid::Uuid::new_v4().simple().to_string()),
         recipient: None,
         message_id: None,
         at: Utc::now(),

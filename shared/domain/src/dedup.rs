@@ -53,6 +53,20 @@ pub fn postmark_event_key(id: &EventIdentity<'_>, trace_id: Option<&str>, body: 
     }
 }
 
+/// The key of a native open or click: every hit is an action of its own (there are no redeliveries), so
+/// the key only has to be unique.
+pub fn native_event_key(nonce: &str) -> String {
+    format!("native:{nonce}")
+}
+
+/// Whether every copy of the event with this key also carries the same timestamp: true for keys built
+/// from the payload's own timestamp and for native actions (never delivered twice). Such an event's
+/// activity entry, keyed by time and dedup key, can serve as its dedup record; an event whose time is
+/// the time of arrival needs a record of its own.
+pub fn key_fixes_time(key: &str) -> bool {
+    key.starts_with("pm:") || key.starts_with("native:")
+}
+
 fn hex_digest(body: &[u8]) -> String {
     Sha256::digest(body)[..16]
         .iter()
@@ -101,6 +115,13 @@ mod tests {
             postmark_event_key(&bare, Some("trace-1"), b"other body")
         );
         assert!(t1.starts_with("trace:"));
+        assert!(!key_fixes_time(&t1));
+        assert!(key_fixes_time(&postmark_event_key(
+            &id("2026-01-01T00:00:00Z"),
+            None,
+            b""
+        )));
+        assert!(key_fixes_time(&native_event_key("n")));
         let b1 = postmark_event_key(&bare, None, b"body");
         assert_eq!(b1, postmark_event_key(&bare, Some("  "), b"body"));
         assert_ne!(b1, postmark_event_key(&bare, None, b"body2"));

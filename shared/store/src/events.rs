@@ -13,12 +13,13 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Duration, Utc};
 use domain::EmailAddress;
 use domain::automation::automated_reason;
+use domain::dedup::key_fixes_time;
 use domain::engagement::{self, CLICKS, Counted, EngagementCounts, EngagementKind, OPENS};
 use domain::events::{Event, EventKind, Plan, Source, plan};
 use domain::trace::{Campaign, CampaignKind};
 use serde_json::json;
 
-use crate::activity::{ActivityEntry, sortable_time};
+use crate::activity::{ActivityEntry, activity_item, sortable_time};
 use crate::error::StoreError;
 use crate::schema::{PK, TTL_ATTRIBUTE};
 use crate::table::{Item, Table, get_n, get_s, key, n, s};
@@ -226,14 +227,15 @@ impl Table {
         reads: &[EngagementRead],
     ) -> Result<(), StoreError> {
         let human = event.automated.is_none();
-        let mut items = vec![self.dedup_op(event)?];
+        let mut ops = self.common_ops(event, p, false)?;
+        let rest = ops.items.split_off(1);
+        let mut items = ops.items;
         let mut counted: Vec<Counted> = Vec::new();
         for read in reads {
             counted.push(engagement::count(&read.counts, event.source, human));
             items.push(self.engagement_op(read, event.source, human)?);
         }
-        let mut ops = self.common_ops(event, p, false)?;
-        items.append(&mut ops.items.split_off(1));
+        items.extend(rest);
         if let Some(campaign) = &event.trace.campaign {
             match (engagement, counted.as_slice()) {
                 (EngagementKind::Open, [c]) => {
@@ -304,50 +306,45 @@ impl Table {
         self.put_new_op(item)
     }
 
-    /// The writes every event makes: dedup record first (index 0), then the subscriber, the message, the
-    /// campaign counters, the activity entry and, for what we cannot attribute, an audit record.
+    /// The writes every event makes: first (index 0) the write conditional on the event being new, then
+    /// the subscriber, the message, the campaign counters, the activity entry and, for what we cannot
+    /// attribute, an audit record.
+    ///
+    /// The conditional write is the event's activity entry itself when the entry's key (the event's time
+    /// and dedup key) is the same for every copy of the event: one item fewer, two write units less, per
+    /// event. Otherwise it is a dedup record of its own (`EVT#{key}`, expiring after 30 days).
     fn common_ops(&self, event: &Event, p: &Plan, stale: bool) -> Result<Ops, StoreError> {
+        let activity = event
+            .recipient
+            .as_ref()
+            .map(|r| (r.key(), self.activity_entry(event, stale)));
+        let activity_dedups = activity.is_some() && key_fixes_time(&event.dedup_key);
+        let first = match &activity {
+            Some((email_key, entry)) if activity_dedups => {
+                self.put_new_op(activity_item(email_key, entry))?
+            }
+            _ => self.dedup_op(event)?,
+        };
         let mut ops = Ops {
-            items: vec![self.dedup_op(event)?],
+            items: vec![first],
             profile_index: None,
         };
-        if let Some(recipient) = &event.recipient {
-            if p.status.is_some() || !p.subscriber_counters.is_empty() {
-                ops.profile_index = Some(ops.items.len());
-                ops.items.push(self.profile_update_op(
-                    recipient,
-                    p.status,
-                    &p.subscriber_counters,
-                    event.at,
-                    true,
-                )?);
-            }
-            let mut detail = json!({
-                "source": event.source.as_str(),
-                "details": event.detail,
-            });
-            for (k, v) in [
-                ("message_id", event.message_id.as_ref().map(|m| json!(m))),
-                ("job_id", event.trace.job_id.as_ref().map(|j| json!(j))),
-                ("campaign", event.trace.campaign.as_ref().map(|c| json!(c))),
-                ("stream", event.stream.as_ref().map(|st| json!(st))),
-                ("client", event.client.as_ref().map(|c| json!(c))),
-                ("automated", event.automated.as_ref().map(|a| json!(a))),
-                ("stale", stale.then_some(json!(true))),
-            ] {
-                if let Some(v) = v {
-                    detail[k] = v;
-                }
-            }
-            ops.items.push(self.activity_op(
-                recipient.key(),
-                &ActivityEntry {
-                    at: event.at,
-                    id: event.dedup_key.clone(),
-                    kind: event.kind.name().to_owned(),
-                    detail,
-                },
+        if let Some(recipient) = &event.recipient
+            && (p.status.is_some() || !p.subscriber_counters.is_empty())
+        {
+            ops.profile_index = Some(ops.items.len());
+            ops.items.push(self.profile_update_op(
+                recipient,
+                p.status,
+                &p.subscriber_counters,
+                event.at,
+                true,
             )?);
+        }
+        if let Some((email_key, entry)) = &activity
+            && !activity_dedups
+        {
+            ops.items.push(self.activity_op(email_key, entry)?);
         }
         if let Some(mk) = message_key(event) {
             ops.items.push(self.message_op(mk, event, p)?);
@@ -365,6 +362,33 @@ impl Table {
             ops.items.push(self.audit_op(event)?);
         }
         Ok(ops)
+    }
+
+    /// The event as the subscriber's activity log shows it.
+    fn activity_entry(&self, event: &Event, stale: bool) -> ActivityEntry {
+        let mut detail = json!({
+            "source": event.source.as_str(),
+            "details": event.detail,
+        });
+        for (k, v) in [
+            ("message_id", event.message_id.as_ref().map(|m| json!(m))),
+            ("job_id", event.trace.job_id.as_ref().map(|j| json!(j))),
+            ("campaign", event.trace.campaign.as_ref().map(|c| json!(c))),
+            ("stream", event.stream.as_ref().map(|st| json!(st))),
+            ("client", event.client.as_ref().map(|c| json!(c))),
+            ("automated", event.automated.as_ref().map(|a| json!(a))),
+            ("stale", stale.then_some(json!(true))),
+        ] {
+            if let Some(v) = v {
+                detail[k] = v;
+            }
+        }
+        ActivityEntry {
+            at: event.at,
+            id: event.dedup_key.clone(),
+            kind: event.kind.name().to_owned(),
+            detail,
+        }
     }
 
     fn message_op(
