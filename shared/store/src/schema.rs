@@ -7,12 +7,12 @@
 //! |---|---|---|---|---|
 //! | email server | `SERVERS` | `SERVER#{id}` | | list servers; read one; optimistic update on `version` |
 //! | subscriber | `SUB#{email}` | `PROFILE` | `SUPPRESSED` / `{reason}#{email}` while suppressed (sparse) | status and counters of an address; batched standing read before sending; suppression list, filtered by reason |
-//! | activity entry | `SUB#{email}` | `ACT#{timestamp}#{event}` | | activity log of an address, newest first, paginated |
+//! | activity entry | `SUB#{email}` | `ACT#{timestamp}#{event}` | | activity log of an address, newest first, paginated; an event seen once (the entry of an event whose key fixes its time is its dedup record) |
 //! | job / message state | `JOB#{job id}` | `JOB` | `JOBS#{outcome}` / `{timestamp}#{job id}` for rejected and failed jobs (sparse) | claim before sending (lease), outcome by id, message state for webhook events, rejected and failed jobs listed |
 //! | message alias | `MSG#{Postmark MessageID}` | `MSG` | | from a webhook's MessageID to its job when the metadata is missing |
 //! | counter shard | `STATS#{broadcast\|sequence}#{id}` | `SHARD#{n}` | | per-campaign counters, spread over shards so no item takes a whole storm |
 //! | link counter shard | `STATS#{kind}#{id}` | `LINK#{link hash}#{n}` | | clicks per link |
-//! | event record | `EVT#{dedup key}` | `EVT` | | a webhook event seen once (expires) |
+//! | event record | `EVT#{dedup key}` | `EVT` | | a webhook event seen once, when its time is the time of arrival (expires) |
 //! | idempotency / engagement marker | `ENG#{message}#{kind}` | `{source}` | | one human open or click counted once across sources |
 //!
 //! Timestamps in sort keys are RFC 3339 UTC with fixed width, so that text order is time order.
