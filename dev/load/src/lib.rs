@@ -2,4 +2,9 @@
 //! came out right, they assert nothing about time.
 
 pub mod capacity;
+pub mod client_load;
+pub mod cold_start;
+pub mod cost;
+pub mod messages;
+pub mod sender_load;
 pub mod webhook_load;

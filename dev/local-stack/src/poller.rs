@@ -2,9 +2,13 @@
 //! waiting at most `window` once the first message is in), invokes the function with an SQS event through
 //! the Lambda invoke API, deletes what succeeded and leaves the items the function reported as failed (and
 //! every message of a failed invocation) to become visible again, so that the queue's redrive policy moves
-//! a message that keeps failing to the dead-letter queue.
+//! a message that keeps failing to the dead-letter queue. The function is reached through the Lambda
+//! invoke API, or called in the same process (load runs, where an HTTP hop would only add noise).
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
@@ -75,18 +79,66 @@ fn record(message: &aws_sdk_sqs::types::Message, config: &PollerConfig) -> Value
     })
 }
 
+/// Calls the function in this process with an SQS event (JSON) and gives its answer (JSON), or why
+/// the invocation failed.
+pub type InvokeFn =
+    Arc<dyn Fn(Value) -> Pin<Box<dyn Future<Output = Result<Value, String>> + Send>> + Send + Sync>;
+
+enum Invoker {
+    Http(reqwest::Client),
+    InProcess(InvokeFn),
+}
+
 pub struct Poller {
     sqs: aws_sdk_sqs::Client,
-    http: reqwest::Client,
+    invoker: Invoker,
     config: PollerConfig,
 }
 
 impl Poller {
+    /// Invokes the function at `config.invoke_url`.
     pub fn new(sqs: aws_sdk_sqs::Client, config: PollerConfig) -> Self {
         Self {
             sqs,
-            http: reqwest::Client::new(),
+            invoker: Invoker::Http(reqwest::Client::new()),
             config,
+        }
+    }
+
+    /// Calls `invoke` instead of the invoke API (`config.invoke_url` is not used).
+    pub fn in_process(sqs: aws_sdk_sqs::Client, config: PollerConfig, invoke: InvokeFn) -> Self {
+        Self {
+            sqs,
+            invoker: Invoker::InProcess(invoke),
+            config,
+        }
+    }
+
+    async fn invoke(&self, event: Value) -> Result<Value, String> {
+        let http = match &self.invoker {
+            Invoker::InProcess(invoke) => return invoke(event).await,
+            Invoker::Http(http) => http,
+        };
+        let r = http
+            .post(&self.config.invoke_url)
+            .json(&event)
+            .timeout(Duration::from_secs(900))
+            .send()
+            .await
+            .map_err(|e| format!("invoke failed: {e}"))?;
+        if r.status().is_success()
+            && r.headers()
+                .get("lambda-runtime-function-error-type")
+                .is_none()
+            && r.headers().get("x-amz-function-error").is_none()
+        {
+            r.json::<Value>()
+                .await
+                .map_err(|e| format!("unreadable answer: {e}"))
+        } else {
+            let status = r.status();
+            let text = r.text().await.unwrap_or_default();
+            Err(format!("function error ({status}): {text}"))
         }
     }
 
@@ -146,51 +198,27 @@ impl Poller {
             messages: batch.len(),
             ..BatchReport::default()
         };
-        let answer = self
-            .http
-            .post(&self.config.invoke_url)
-            .json(&event)
-            .timeout(Duration::from_secs(900))
-            .send()
-            .await;
-        let failures: HashSet<String> = match answer {
-            Ok(r)
-                if r.status().is_success()
-                    && r.headers()
-                        .get("lambda-runtime-function-error-type")
-                        .is_none()
-                    && r.headers().get("x-amz-function-error").is_none() =>
-            {
-                match r.json::<BatchResponse>().await {
-                    Ok(b) => b
-                        .batch_item_failures
-                        .into_iter()
-                        .map(|f| f.item_identifier)
-                        .collect(),
-                    Err(e) => {
-                        report.invoke_error = Some(format!("unreadable answer: {e}"));
-                        batch
-                            .iter()
-                            .filter_map(|m| m.message_id().map(str::to_owned))
-                            .collect()
-                    }
+        let all = || {
+            batch
+                .iter()
+                .filter_map(|m| m.message_id().map(str::to_owned))
+                .collect()
+        };
+        let failures: HashSet<String> = match self.invoke(event).await {
+            Ok(answer) => match serde_json::from_value::<BatchResponse>(answer) {
+                Ok(b) => b
+                    .batch_item_failures
+                    .into_iter()
+                    .map(|f| f.item_identifier)
+                    .collect(),
+                Err(e) => {
+                    report.invoke_error = Some(format!("unreadable answer: {e}"));
+                    all()
                 }
-            }
-            Ok(r) => {
-                let status = r.status();
-                let text = r.text().await.unwrap_or_default();
-                report.invoke_error = Some(format!("function error ({status}): {text}"));
-                batch
-                    .iter()
-                    .filter_map(|m| m.message_id().map(str::to_owned))
-                    .collect()
-            }
+            },
             Err(e) => {
-                report.invoke_error = Some(format!("invoke failed: {e}"));
-                batch
-                    .iter()
-                    .filter_map(|m| m.message_id().map(str::to_owned))
-                    .collect()
+                report.invoke_error = Some(e);
+                all()
             }
         };
         let done: Vec<String> = batch
