@@ -10,64 +10,15 @@ use std::time::{Duration, Instant};
 
 use postmark::smtp::{SmtpAuth, SmtpConfig, SmtpError, SmtpStage, SmtpTransport, StartTls};
 use postmark::{Email, ErrorClass, TrackLinks};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use serde_json::Value;
 use tempfile::TempDir;
+use testkit::pki::TestPki;
 
 const USER: &str = "server-token-user";
 const PASSWORD: &str = "s3cret-pass";
 
-/// A test CA and a server certificate it signed, as PEM files.
-struct TestPki {
-    ca_pem: String,
-    cert_path: PathBuf,
-    key_path: PathBuf,
-    _dir: TempDir,
-}
-
 fn make_pki() -> TestPki {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "postmark crate test CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca, ca_key);
-
-    let leaf_key = KeyPair::generate().expect("leaf key");
-    let mut leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("leaf params");
-    leaf.distinguished_name
-        .push(DnType::CommonName, "localhost");
-    leaf.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf_cert = leaf
-        .signed_by(&leaf_key, &issuer)
-        .expect("leaf certificate");
-
-    let cert_path = dir.path().join("server-chain.pem");
-    let key_path = dir.path().join("server-key.pem");
-    std::fs::write(&cert_path, format!("{}{}", leaf_cert.pem(), ca_cert.pem()))
-        .expect("write cert");
-    std::fs::write(&key_path, leaf_key.serialize_pem()).expect("write key");
-    TestPki {
-        ca_pem: ca_cert.pem(),
-        cert_path,
-        key_path,
-        _dir: dir,
-    }
+    testkit::pki::make_pki("postmark crate test CA")
 }
 
 /// Makes sure aiosmtpd can be imported, installing it with pip once if needed; fails loudly otherwise.

@@ -5,6 +5,7 @@
 //! If the emulator cannot be started or reached, the harness panics with the reason: tests never skip.
 
 pub mod lambda;
+pub mod pki;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -300,55 +300,10 @@ pub fn capture_logs() {
     });
 }
 
-/// A test CA and a certificate for `localhost` it signed, as files for the SMTP server.
-pub struct TestPki {
-    pub ca_pem: String,
-    pub cert_path: PathBuf,
-    pub key_path: PathBuf,
-    _dir: TempDir,
-}
+pub use testkit::pki::TestPki;
 
 pub fn make_pki() -> TestPki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "config-api test CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca, ca_key);
-    let leaf_key = KeyPair::generate().expect("leaf key");
-    let mut leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("leaf params");
-    leaf.distinguished_name
-        .push(DnType::CommonName, "localhost");
-    leaf.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf_cert = leaf
-        .signed_by(&leaf_key, &issuer)
-        .expect("leaf certificate");
-    let cert_path = dir.path().join("chain.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, format!("{}{}", leaf_cert.pem(), ca_cert.pem())).expect("cert");
-    std::fs::write(&key_path, leaf_key.serialize_pem()).expect("key");
-    TestPki {
-        ca_pem: ca_cert.pem(),
-        cert_path,
-        key_path,
-        _dir: dir,
-    }
+    testkit::pki::make_pki("config-api test CA")
 }
 
 /// A real SMTP server (aiosmtpd, through the postmark crate's test script) with STARTTLS and AUTH for
