@@ -32,8 +32,9 @@ enum Run {
         #[arg(long, default_value_t = 500)]
         batch_size: usize,
         /// Seconds the poller fills a batch (Lambda's batching window); long enough here that batches
-        /// fill, since the emulator's SQS receives are slow.
-        #[arg(long, default_value_t = 60)]
+        /// fill, since the emulator's SQS receives are slow (about 50 receives of 10 for a batch of 500,
+        /// each slower as the queue is used: minutes, not seconds).
+        #[arg(long, default_value_t = 600)]
         window_secs: u64,
         /// A running simulator's API URL; without it one is started in this process.
         #[arg(long, requires = "sim_token")]
