@@ -6,10 +6,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
-use domain::EmailType;
-use domain::servers::{
-    CredentialHints, Delivery, EmailServer, LinkTracking, PostmarkTracking, ServerId, Vendor,
-};
+use domain::servers::{EmailServer, ServerId};
 use local_stack::poller::{InvokeFn, Poller, PollerConfig};
 use postmark_sim::{ServerConfig, SimOptions, Simulator};
 use secrecy::SecretString;
@@ -52,26 +49,11 @@ pub struct SenderReport {
 const TOKEN: &str = "load-sender-token";
 
 fn server() -> EmailServer {
-    let now = Utc::now();
-    EmailServer {
-        id: ServerId::parse("load").expect("a valid server id"),
-        label: "Load".into(),
-        vendor: Vendor::Postmark,
-        delivery: Delivery::Api,
-        streams: EmailType::ALL
-            .into_iter()
-            .map(|t| (t, t.default_stream()))
-            .collect(),
-        tracking: PostmarkTracking {
-            track_opens: false,
-            track_links: LinkTracking::None,
-        },
-        active: true,
-        credentials: CredentialHints::default(),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    }
+    EmailServer::api(
+        ServerId::parse("load").expect("a valid server id"),
+        "Load",
+        Utc::now(),
+    )
 }
 
 async fn sim_counters(api_url: &str) -> (std::collections::BTreeMap<String, u64>, u64) {
