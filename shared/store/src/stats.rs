@@ -103,19 +103,11 @@ impl Table {
         let shard = shard_of(spread_key, LINK_SHARDS);
         let mut names = std::collections::HashMap::new();
         let mut values = std::collections::HashMap::from([(":url".to_owned(), s(url))]);
-        let adds: Vec<String> = counters
-            .iter()
-            .enumerate()
-            .map(|(i, (name, delta))| {
-                names.insert(format!("#c{i}"), (*name).to_owned());
-                values.insert(format!(":c{i}"), crate::table::n(delta));
-                format!("#c{i} :c{i}")
-            })
-            .collect();
         let mut expression = "SET #url = :url".to_owned();
         names.insert("#url".to_owned(), "url".to_owned());
-        if !adds.is_empty() {
-            expression.push_str(&format!(" ADD {}", adds.join(", ")));
+        if let Some(adds) = crate::table::add_clause(counters, &mut names, &mut values) {
+            expression.push(' ');
+            expression.push_str(&adds);
         }
         self.update_op(
             key(

@@ -14,7 +14,7 @@ use domain::{EmailAddress, SubscriberStatus, SuppressionReason};
 
 use crate::activity::{PROFILE_SK, sortable_time, subscriber_pk};
 use crate::error::StoreError;
-use crate::table::{Item, Table, get_s, key, n, s};
+use crate::table::{Item, Table, add_clause, get_s, key, s};
 
 pub const SUPPRESSED_PARTITION: &str = "SUPPRESSED";
 
@@ -122,17 +122,9 @@ impl Table {
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        if !counters.is_empty() {
-            let adds: Vec<String> = counters
-                .iter()
-                .enumerate()
-                .map(|(i, (name, delta))| {
-                    names.insert(format!("#c{i}"), (*name).to_owned());
-                    values.insert(format!(":c{i}"), n(delta));
-                    format!("#c{i} :c{i}")
-                })
-                .collect();
-            expression.push_str(&format!(" ADD {}", adds.join(", ")));
+        if let Some(adds) = add_clause(counters, &mut names, &mut values) {
+            expression.push(' ');
+            expression.push_str(&adds);
         }
         self.update_op(
             profile_key(email.key()),

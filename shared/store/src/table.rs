@@ -316,13 +316,30 @@ fn add_expression(
 ) {
     let mut names = HashMap::new();
     let mut values = HashMap::new();
-    let mut parts = Vec::with_capacity(counters.len());
-    for (i, (name, delta)) in counters.iter().enumerate() {
-        names.insert(format!("#c{i}"), (*name).to_owned());
-        values.insert(format!(":c{i}"), n(delta));
-        parts.push(format!("#c{i} :c{i}"));
+    let clause = add_clause(counters, &mut names, &mut values).unwrap_or_default();
+    (clause, names, values)
+}
+
+/// The `ADD` clause of an update expression that adds `counters` (placeholders `#c{i}`/`:c{i}`, entered
+/// into `names` and `values`); `None` when there is nothing to add.
+pub(crate) fn add_clause(
+    counters: &[(&str, i64)],
+    names: &mut HashMap<String, String>,
+    values: &mut HashMap<String, AttributeValue>,
+) -> Option<String> {
+    if counters.is_empty() {
+        return None;
     }
-    (format!("ADD {}", parts.join(", ")), names, values)
+    let parts: Vec<String> = counters
+        .iter()
+        .enumerate()
+        .map(|(i, (name, delta))| {
+            names.insert(format!("#c{i}"), (*name).to_owned());
+            values.insert(format!(":c{i}"), n(delta));
+            format!("#c{i} :c{i}")
+        })
+        .collect();
+    Some(format!("ADD {}", parts.join(", ")))
 }
 
 /// Cursors are the query's last evaluated key (string key attributes only), as opaque URL-safe text.
