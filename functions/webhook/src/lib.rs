@@ -145,8 +145,12 @@ async fn postmark_webhook(app: &App, req: Request) -> Response<Body> {
         .headers()
         .get("x-pm-webhook-trace-id")
         .and_then(|v| v.to_str().ok());
-    // A tracking key that cannot be read only means Postmark's clicks on our links keep the wrapped URL.
-    let signer = app.signer().await.ok();
+    // Only a click can name one of our own tracking links. A tracking key that cannot be read only means
+    // Postmark's clicks on our links keep the wrapped URL.
+    let signer = match webhook {
+        postmark::WebhookEvent::Click(_) => app.signer().await.ok(),
+        _ => None,
+    };
     let event = mapping::to_event(&webhook, trace_id, body, signer.as_ref());
     let kind = event.kind.name();
     match app.table.record_event(event).await {
