@@ -145,7 +145,8 @@ pub enum StatusChange {
 /// What one event does, for the store to carry out atomically.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// The subscriber's standing changes (only when the event is newer than the last change).
+    /// The status change the event asks for; what it does to the standing is decided with the subscriber's
+    /// state by [`crate::standing::decide`].
     pub status: Option<StatusChange>,
     /// Counters on the subscriber's profile.
     pub subscriber_counters: Vec<(&'static str, i64)>,

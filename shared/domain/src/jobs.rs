@@ -588,6 +588,7 @@ fn is_trace_key(key: &str) -> bool {
         trace::BROADCAST_ID,
         trace::SEQUENCE_ID,
         trace::SUBSCRIBER_ID,
+        trace::SEND_ID,
     ]
     .iter()
     .any(|t| t.eq_ignore_ascii_case(key))

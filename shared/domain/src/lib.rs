@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod ports;
 pub mod rewrite;
 pub mod servers;
+pub mod standing;
 pub mod subscriber;
 pub mod trace;
 pub mod tracking;

@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::InvalidValue;
+use crate::standing::Strength;
 
 /// Where a subscriber stands. Everything but `Active` stops marketing mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -87,13 +88,19 @@ impl SuppressionReason {
         }
     }
 
+    /// How strongly this suppression holds against others (see [`crate::standing`]): a complaint over a
+    /// hard bounce or an inactive recipient, over an unsubscribe or a manual suppression.
+    pub fn strength(self) -> Strength {
+        match self {
+            Self::SpamComplaint => Strength::Complained,
+            Self::HardBounce | Self::InactiveRecipient => Strength::Deactivated,
+            Self::Unsubscribed | Self::ManualSuppression => Strength::Unsubscribed,
+        }
+    }
+
     /// The subscriber status that goes with this suppression.
     pub fn status(self) -> SubscriberStatus {
-        match self {
-            Self::HardBounce | Self::InactiveRecipient => SubscriberStatus::Deactivated,
-            Self::SpamComplaint => SubscriberStatus::Complained,
-            Self::Unsubscribed | Self::ManualSuppression => SubscriberStatus::Unsubscribed,
-        }
+        self.strength().status()
     }
 
     /// Whether this suppression also stops transactional mail.

@@ -12,6 +12,9 @@ pub const EMAIL_TYPE: &str = "email_type";
 pub const BROADCAST_ID: &str = "broadcast_id";
 pub const SEQUENCE_ID: &str = "sequence_id";
 pub const SUBSCRIBER_ID: &str = "subscriber_id";
+/// The Postmark call a message went out in (one per batch call or SMTP group), so that one search of
+/// Postmark's messages by metadata finds every message of a call whose answer was lost.
+pub const SEND_ID: &str = "send_id";
 
 /// A broadcast or a sequence: what campaign counters belong to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
