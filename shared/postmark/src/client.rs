@@ -15,6 +15,9 @@ use crate::api_types::{
 };
 use crate::error::{ApiError, PostmarkError};
 use crate::message::Email;
+use crate::messages::{
+    MAX_SEARCH_COUNT, MAX_SEARCH_WINDOW, OutboundMessageDetails, OutboundMessages, OutboundSearch,
+};
 use crate::token::ServerToken;
 
 /// Postmark's API.
@@ -224,6 +227,47 @@ impl PostmarkClient {
             .call::<()>(Method::PUT, &["bounces", &id, "activate"], &[], None)
             .await?;
         decode(status, body)
+    }
+
+    /// Searches sent messages (`GET /messages/outbound`), newest first.
+    ///
+    /// The way to learn, after an ambiguous send, which messages Postmark accepted: search by the
+    /// metadata every message of one call carries. Search is eventually consistent (a message
+    /// may appear seconds after it was accepted), so an empty answer right after a send proves
+    /// nothing. A `count` outside 1..=500 or `count + offset` above 10,000 is
+    /// [`PostmarkError::InvalidSearch`] before any request.
+    #[tracing::instrument(name = "postmark.search_outbound", skip_all, fields(count = query.count(), offset = query.skipped()))]
+    pub async fn search_outbound(
+        &self,
+        query: &OutboundSearch,
+    ) -> Result<OutboundMessages, PostmarkError> {
+        if !query.paging_ok() {
+            return Err(PostmarkError::InvalidSearch {
+                count: query.count(),
+                offset: query.skipped(),
+                max_count: MAX_SEARCH_COUNT,
+                max_window: MAX_SEARCH_WINDOW,
+            });
+        }
+        let pairs = query.pairs();
+        let pairs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        self.get_json(&["messages", "outbound"], &pairs).await
+    }
+
+    /// One sent message with its bodies and events
+    /// (`GET /messages/outbound/{message_id}/details`). A message Postmark does not know (or has
+    /// not indexed yet) is an [`ApiError`] with ErrorCode 701, see
+    /// [`ApiError::is_message_not_found`].
+    #[tracing::instrument(name = "postmark.outbound_message_details", skip(self))]
+    pub async fn outbound_message_details(
+        &self,
+        message_id: &str,
+    ) -> Result<OutboundMessageDetails, PostmarkError> {
+        self.get_json(&["messages", "outbound", message_id, "details"], &[])
+            .await
     }
 
     async fn change_suppressions<A: AsRef<str>>(

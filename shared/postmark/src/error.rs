@@ -7,8 +7,15 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
     /// Try again later: HTTP 429, 500, 502, 503, 504, ErrorCode 100 (maintenance) or 429, timeouts and
-    /// connection errors. Beware: Postmark has no idempotency key, so a retried send after a timeout
-    /// can deliver twice.
+    /// connection errors.
+    ///
+    /// Retryable is not "not sent". Postmark has no idempotency key, and some of these failures
+    /// come after Postmark may have accepted the request: a timeout or reset while waiting for the
+    /// answer, or a gateway's 500, 502 or 504. Ask
+    /// [`PostmarkError::may_have_been_accepted`] (or [`crate::smtp::SmtpError::may_have_been_accepted`])
+    /// before resending, and when it says yes look the messages up with
+    /// [`crate::PostmarkClient::search_outbound`] first. A connect failure, 429 and 503 (ErrorCode
+    /// 100) mean Postmark did not take the request: resend freely.
     Retryable,
     /// ErrorCode 406: some recipients are suppressed (hard bounce, spam complaint, manual
     /// suppression). The addresses are in [`ApiError::inactive_recipients`]. Do not resend to them.
@@ -143,6 +150,12 @@ impl ApiError {
         &self.inactive_recipients
     }
 
+    /// ErrorCode 701: the Messages API does not know this message. Right after a send it may
+    /// only not be indexed yet, so retry for a while before concluding it was never accepted.
+    pub fn is_message_not_found(&self) -> bool {
+        self.error_code == Some(701)
+    }
+
     fn is_bad_token(&self) -> bool {
         self.error_code == Some(10) || (self.http_status == 401 && self.error_code.is_none())
     }
@@ -243,6 +256,22 @@ pub enum PostmarkError {
         /// The limit (500).
         max: usize,
     },
+    /// A message search Postmark would refuse (paging out of range); nothing was sent.
+    #[error(
+        "a Postmark message search takes a count of 1 to {max_count} and count + offset of at most \
+         {max_window} (this one: count {count}, offset {offset}); narrow it with fromdate/todate; \
+         nothing was sent"
+    )]
+    InvalidSearch {
+        /// `count` asked for.
+        count: u32,
+        /// `offset` asked for.
+        offset: u32,
+        /// The largest count (500).
+        max_count: u32,
+        /// The largest count + offset (10,000).
+        max_window: u32,
+    },
     /// The token cannot be put in an HTTP header (it contains control characters).
     #[error(
         "the Server API Token contains characters that cannot appear in an HTTP header; \
@@ -275,6 +304,7 @@ impl PostmarkError {
             | Self::BatchLengthMismatch { .. }
             | Self::Http { .. } => ErrorClass::Unexpected,
             Self::BatchTooLarge { .. } => ErrorClass::TooLarge,
+            Self::InvalidSearch { .. } => ErrorClass::InvalidRequest,
             Self::InvalidToken | Self::InvalidBaseUrl { .. } => ErrorClass::Configuration,
         }
     }
@@ -282,6 +312,34 @@ impl PostmarkError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
         self.class().is_retryable()
+    }
+
+    /// Whether Postmark may have accepted the request although this error came back, so that
+    /// sending again could deliver twice.
+    ///
+    /// True when the request may have reached Postmark and the answer was lost or unreadable: a
+    /// timeout or broken connection after the connection was made, HTTP 500, 502 or 504 without
+    /// a Postmark `ErrorCode` (gateways answer those while Postmark may have processed the
+    /// request), and a success status whose body could not be used. False when Postmark cannot
+    /// have taken it: a failed connect, any 4xx, 429, 503, an answer with a Postmark `ErrorCode`,
+    /// and errors raised before any request.
+    pub fn may_have_been_accepted(&self) -> bool {
+        match self {
+            Self::Api(api) => {
+                api.error_code().is_none_or(|code| code == 0)
+                    && matches!(api.http_status(), 500 | 502 | 504)
+            }
+            Self::Timeout { source, .. } | Self::Connection { source } => !source.is_connect(),
+            Self::UnexpectedResponse { status, .. } => (200..300).contains(status),
+            // A 200 batch answer with the wrong number of items: some may have been sent.
+            Self::BatchLengthMismatch { .. } => true,
+            Self::BlockedByNetwork { .. }
+            | Self::BatchTooLarge { .. }
+            | Self::InvalidSearch { .. }
+            | Self::InvalidToken
+            | Self::InvalidBaseUrl { .. }
+            | Self::Http { .. } => false,
+        }
     }
 
     /// Postmark's error, when Postmark answered with one.
@@ -373,6 +431,61 @@ mod tests {
                 "{status} {code:?}"
             );
         }
+    }
+
+    #[test]
+    fn which_answers_may_hide_an_accepted_request() {
+        let api = |status, code| PostmarkError::Api(ApiError::new(status, code, "x"));
+        for (status, code, accepted) in [
+            (500, None, true),
+            (502, None, true),
+            (504, None, true),
+            (500, Some(0), true),
+            (503, None, false),
+            (503, Some(100), false),
+            (429, Some(429), false),
+            (429, None, false),
+            (422, Some(300), false),
+            (401, Some(10), false),
+            (500, Some(100), false),
+            (404, None, false),
+        ] {
+            assert_eq!(
+                api(status, code).may_have_been_accepted(),
+                accepted,
+                "{status} {code:?}"
+            );
+        }
+        let unexpected = |status| PostmarkError::UnexpectedResponse {
+            status,
+            body_excerpt: String::new(),
+            source: None,
+        };
+        assert!(unexpected(200).may_have_been_accepted());
+        assert!(!unexpected(501).may_have_been_accepted());
+        assert!(
+            PostmarkError::BatchLengthMismatch {
+                sent: 2,
+                answered: 1
+            }
+            .may_have_been_accepted()
+        );
+        assert!(
+            !PostmarkError::BatchTooLarge {
+                count: 501,
+                max: 500
+            }
+            .may_have_been_accepted()
+        );
+        assert!(!PostmarkError::InvalidToken.may_have_been_accepted());
+    }
+
+    #[test]
+    fn message_not_found_is_701() {
+        assert!(
+            ApiError::new(422, Some(701), "This message was not found.").is_message_not_found()
+        );
+        assert!(!ApiError::new(422, Some(700), "x").is_message_not_found());
     }
 
     #[test]

@@ -60,6 +60,7 @@ mod bounce;
 mod client;
 mod error;
 mod message;
+mod messages;
 mod metadata;
 mod serde_util;
 pub mod smtp;
@@ -75,6 +76,10 @@ pub use bounce::{BounceClass, BounceType};
 pub use client::{DEFAULT_BASE_URL, DEFAULT_TIMEOUT, MAX_BATCH_SIZE, PostmarkClient};
 pub use error::{ApiError, ErrorClass, PostmarkError, parse_inactive_addresses};
 pub use message::{Attachment, Email, Header, MAX_RECIPIENTS, TrackLinks};
+pub use messages::{
+    MAX_SEARCH_COUNT, MAX_SEARCH_WINDOW, MessageEvent, OutboundMessage, OutboundMessageDetails,
+    OutboundMessages, OutboundSearch, Recipient,
+};
 pub use metadata::Metadata;
 pub use serde_util::{format_timestamp, parse_timestamp};
 pub use token::ServerToken;

@@ -307,6 +307,10 @@ async fn a_wrong_password_fails_at_authentication() {
         assert_eq!(error.class(), ErrorClass::Configuration, "{error:?}");
         assert!(!error.is_retryable());
         assert!(
+            !error.may_have_been_accepted(),
+            "refused at AUTH: {error:?}"
+        );
+        assert!(
             matches!(
                 error,
                 SmtpError::Send {
@@ -376,6 +380,7 @@ async fn an_untrusted_certificate_fails_at_tls() {
     let error = transport.send(&full_email()).await.expect_err("refused");
     assert_eq!(error.class(), ErrorClass::Configuration, "{error:?}");
     assert_eq!(server.message_count(), 0);
+    assert!(!error.may_have_been_accepted(), "refused at TLS: {error:?}");
 }
 
 #[tokio::test]
@@ -398,6 +403,10 @@ async fn nothing_listening_fails_at_connect() {
         .await
         .expect_err("nothing there");
     assert!(error.is_retryable(), "{error:?}");
+    assert!(
+        !error.may_have_been_accepted(),
+        "never connected: {error:?}"
+    );
 }
 
 #[tokio::test]

@@ -293,6 +293,28 @@ impl SmtpError {
         self.class().is_retryable()
     }
 
+    /// Whether the server may have taken the message although this error came back, so that
+    /// sending again could deliver twice.
+    ///
+    /// True when no SMTP reply says what happened and the failure was not in setting up the
+    /// session: an IO error, timeout, or a connection closed or garbled mid-reply may have come
+    /// after the end of DATA, when the server had already queued the message. False for any reply
+    /// code (the server refused, 4xx or 5xx), for failures to connect, upgrade to TLS or
+    /// authenticate (before anything was handed over), and for settings or message errors.
+    pub fn may_have_been_accepted(&self) -> bool {
+        let Self::Send { code, source, .. } = self else {
+            return false;
+        };
+        if code.is_some() || source.status().is_some() {
+            return false;
+        }
+        !(source.is_client()
+            || source.is_tls()
+            || source.is_transport_shutdown()
+            || is_connect_failure(source)
+            || find_tls_error(source).is_some())
+    }
+
     fn from_lettre(source: lettre::transport::smtp::Error) -> Self {
         let code = source.status().map(u16::from);
         Self::Send {
@@ -342,6 +364,13 @@ fn classify_smtp(error: &lettre::transport::smtp::Error) -> ErrorClass {
         // Network and connection errors.
         ErrorClass::Retryable
     }
+}
+
+/// Whether lettre failed while opening the connection (TCP connect, TLS handshake), before any
+/// message could be handed over. lettre keeps its error kinds private; this one is only told apart
+/// by its text.
+fn is_connect_failure(error: &lettre::transport::smtp::Error) -> bool {
+    error.to_string().starts_with("Connection error")
 }
 
 /// An SMTP transport with a connection pool: build it once and send many messages through it.
