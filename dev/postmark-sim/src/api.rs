@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::address;
 use crate::config::StreamType;
-use crate::faults::Outcome;
+use crate::faults::{AfterAccept, Outcome};
 use crate::http::ConnectionKiller;
 use crate::pipeline::{
     Incoming, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, Rejection, postmark_time,
@@ -158,27 +158,77 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Respons
     })
 }
 
-/// Applies the fault plan; `Some` is the answer to give instead.
+/// Applies the fault plan: `Err` is the answer to give instead of processing the request,
+/// `Ok(Some)` what to do with the answer once the request was processed.
 async fn apply_faults(
     sim: &Sim,
     path: &str,
     recipients: &[String],
     killer: &ConnectionKiller,
-) -> Option<Response> {
+) -> Result<Option<AfterAccept>, Response> {
     let decision = {
         let mut faults = lock(&sim.faults);
         if faults.is_empty() {
-            return None;
+            return Ok(None);
         }
         faults.decide(path, recipients)
     };
     if let Some(delay) = decision.delay {
         tokio::time::sleep(delay).await;
     }
-    match decision.outcome? {
-        Outcome::Drop => killer.drop_connection().await,
-        Outcome::Status(status) => Some(fault_reply(status)),
+    match decision.before_or_after() {
+        Ok(after) => Ok(after),
+        Err(Outcome::Drop) => killer.drop_connection().await,
+        Err(Outcome::Status(status)) => Err(fault_reply(status)),
+        Err(Outcome::AfterAccept(after)) => Ok(Some(after)),
     }
+}
+
+/// Gives the answer of a processed request, or loses or spoils it as the fault plan said.
+async fn finish(
+    answer: Response,
+    after: Option<AfterAccept>,
+    killer: &ConnectionKiller,
+) -> Response {
+    match after {
+        None => answer,
+        Some(AfterAccept::Drop) => killer.drop_connection().await,
+        Some(AfterAccept::Timeout(hold)) => {
+            tokio::time::sleep(hold).await;
+            killer.drop_connection().await
+        }
+        Some(AfterAccept::Status(status)) => gateway_reply(status),
+        Some(AfterAccept::Garbage) => {
+            let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX)
+                .await
+                .unwrap_or_default();
+            let cut = bytes.slice(..bytes.len() / 2);
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                cut,
+            )
+                .into_response()
+        }
+    }
+}
+
+/// What a load balancer or proxy in front of Postmark answers: HTML, no `ErrorCode`.
+fn gateway_reply(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let title = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html")],
+        format!(
+            "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+        ),
+    )
+        .into_response()
 }
 
 fn fault_reply(status: u16) -> Response {
@@ -255,11 +305,12 @@ async fn send_email(
     let caller = authorize(&sim, &headers, true)?;
     let bytes = read_body(body, MAX_MESSAGE_BYTES).await?;
     let email: Email = parse_json(&bytes)?;
-    if let Some(reply) = apply_faults(&sim, "/email", &recipient_keys([&email]), &killer).await {
-        return Ok(reply);
-    }
+    let after = apply_faults(&sim, "/email", &recipient_keys([&email]), &killer).await?;
     let server = match caller {
-        Caller::Test => return Ok(json_reply(200, &test_receipt(&email, &sim))),
+        Caller::Test => {
+            let answer = json_reply(200, &test_receipt(&email, &sim));
+            return Ok(finish(answer, after, &killer).await);
+        }
         Caller::Server(server, _) => server,
     };
     let incoming = Incoming {
@@ -267,11 +318,12 @@ async fn send_email(
         via: Via::Api,
         size: bytes.len(),
     };
-    Ok(match sim.submit(&server, vec![incoming]).pop() {
+    let answer = match sim.submit(&server, vec![incoming]).pop() {
         Some(Ok(receipt)) => json_reply(200, &receipt),
         Some(Err(refused)) => rejection(&refused),
         None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    })
+    };
+    Ok(finish(answer, after, &killer).await)
 }
 
 async fn send_batch(
@@ -296,17 +348,14 @@ async fn send_batch(
     if sizes.iter().any(|size| *size > MAX_MESSAGE_BYTES) {
         return Err(too_large());
     }
-    if let Some(reply) = apply_faults(&sim, "/email/batch", &recipient_keys(&emails), &killer).await
-    {
-        return Ok(reply);
-    }
+    let after = apply_faults(&sim, "/email/batch", &recipient_keys(&emails), &killer).await?;
     let server = match caller {
         Caller::Test => {
             let receipts: Vec<_> = emails
                 .iter()
                 .map(|email| test_receipt(email, &sim))
                 .collect();
-            return Ok(json_reply(200, &receipts));
+            return Ok(finish(json_reply(200, &receipts), after, &killer).await);
         }
         Caller::Server(server, _) => server,
     };
@@ -324,7 +373,7 @@ async fn send_batch(
         .into_iter()
         .map(|answer| answer.unwrap_or_else(|refused| refused.receipt()))
         .collect();
-    Ok(json_reply(200, &answers))
+    Ok(finish(json_reply(200, &answers), after, &killer).await)
 }
 
 /// Authorises a non-send request and applies the faults.
@@ -345,9 +394,8 @@ async fn management(
             "Request does not contain a valid Server token.",
         ));
     };
-    if let Some(reply) = apply_faults(sim, path, &[], killer).await {
-        return Err(reply);
-    }
+    // The accept_then_* kinds never match these paths: only the faults before processing apply.
+    apply_faults(sim, path, &[], killer).await?;
     Ok((server, token))
 }
 

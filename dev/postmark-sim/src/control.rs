@@ -233,6 +233,18 @@ async fn set_faults(
             rule.fraction
         )));
     }
+    if let Some(status) = faults.rules.iter().find_map(|rule| match rule.action {
+        crate::faults::FaultAction::AcceptThenStatus { status }
+            if !(500..=599).contains(&status) =>
+        {
+            Some(status)
+        }
+        _ => None,
+    }) {
+        return Err(bad_request(format!(
+            "accept_then_status takes a gateway's 5xx status, not {status}"
+        )));
+    }
     sim.set_faults(faults.clone());
     Ok(json_reply(200, &faults))
 }

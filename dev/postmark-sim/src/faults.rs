@@ -1,5 +1,10 @@
 //! Faults on demand: error statuses, slow answers and dropped connections, for a fraction of requests
 //! or for requests naming a marked recipient. A seeded generator makes a run repeat exactly.
+//!
+//! Two families: `status`, `delay` and `drop` strike before the request is processed (nothing is
+//! accepted); the `accept_then_*` kinds let the request be processed as usual (messages stored,
+//! counted, webhooks queued) and then lose or spoil the answer, which is what makes a blind resend
+//! deliver twice.
 
 use std::time::Duration;
 
@@ -121,6 +126,41 @@ pub enum FaultAction {
     },
     /// Close the connection without answering.
     Drop,
+    /// Process the request (accept the messages), then hold the answer this long and close the
+    /// connection without it: the client times out first when `ms` exceeds its timeout. Over SMTP:
+    /// accept the DATA, wait, close without the 250 reply.
+    AcceptThenTimeout {
+        /// Milliseconds.
+        ms: u64,
+    },
+    /// Process the request, then close the connection without answering (a reset). Over SMTP:
+    /// close right after DATA without the reply.
+    AcceptThenDrop,
+    /// Process the request, then answer this status (502, 504, ...) with a gateway's HTML body
+    /// instead of Postmark's answer. API only: SMTP messages are not matched.
+    AcceptThenStatus {
+        /// The status.
+        status: u16,
+    },
+    /// Process the request, then answer 200 with Postmark's JSON cut short. API only.
+    AcceptThenGarbage,
+}
+
+impl FaultAction {
+    /// Whether the action has a meaning for `path`: the `accept_then_*` kinds strike sends only
+    /// (`/email`, `/email/batch`, and SMTP for the timeout and drop), so that a rule without a path
+    /// leaves the management and Messages API endpoints alone.
+    fn applies_to(&self, path: &str) -> bool {
+        match self {
+            Self::Status { .. } | Self::Delay { .. } | Self::Drop => true,
+            Self::AcceptThenTimeout { .. } | Self::AcceptThenDrop => {
+                matches!(path, "/email" | "/email/batch" | "smtp")
+            }
+            Self::AcceptThenStatus { .. } | Self::AcceptThenGarbage => {
+                matches!(path, "/email" | "/email/batch")
+            }
+        }
+    }
 }
 
 /// What the rules decided for one request.
@@ -134,6 +174,33 @@ pub(crate) struct Decision {
 pub(crate) enum Outcome {
     Status(u16),
     Drop,
+    /// Process the request, then do this with the answer.
+    AfterAccept(AfterAccept),
+}
+
+/// What happens to the answer of a request that was processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterAccept {
+    /// Wait, then close without answering.
+    Timeout(Duration),
+    /// Close without answering.
+    Drop,
+    /// A gateway's status and HTML body.
+    Status(u16),
+    /// 200 with a cut-short body.
+    Garbage,
+}
+
+impl Decision {
+    /// Splits the decision into the answer to give before processing (`Err`) and what to do with
+    /// the answer after processing (`Ok(Some)`).
+    pub fn before_or_after(&self) -> Result<Option<AfterAccept>, Outcome> {
+        match self.outcome {
+            None => Ok(None),
+            Some(Outcome::AfterAccept(after)) => Ok(Some(after)),
+            Some(before) => Err(before),
+        }
+    }
 }
 
 /// The rules with their generator and counts, behind the simulator's lock.
@@ -171,6 +238,9 @@ impl FaultState {
             if rule.path.as_deref().is_some_and(|only| only != path) {
                 continue;
             }
+            if !rule.action.applies_to(path) {
+                continue;
+            }
             if let Some(marked) = &rule.recipient
                 && !recipients
                     .iter()
@@ -189,6 +259,20 @@ impl FaultState {
             match rule.action {
                 FaultAction::Status { status } => decision.outcome = Some(Outcome::Status(status)),
                 FaultAction::Drop => decision.outcome = Some(Outcome::Drop),
+                FaultAction::AcceptThenTimeout { ms } => {
+                    decision.outcome = Some(Outcome::AfterAccept(AfterAccept::Timeout(
+                        Duration::from_millis(ms),
+                    )));
+                }
+                FaultAction::AcceptThenDrop => {
+                    decision.outcome = Some(Outcome::AfterAccept(AfterAccept::Drop));
+                }
+                FaultAction::AcceptThenStatus { status } => {
+                    decision.outcome = Some(Outcome::AfterAccept(AfterAccept::Status(status)));
+                }
+                FaultAction::AcceptThenGarbage => {
+                    decision.outcome = Some(Outcome::AfterAccept(AfterAccept::Garbage));
+                }
                 FaultAction::Delay { ms } => {
                     let delay = decision.delay.unwrap_or_default() + Duration::from_millis(ms);
                     decision.delay = Some(delay);
@@ -290,5 +374,69 @@ mod tests {
         assert_eq!(faults.rules[0].action, FaultAction::Drop);
         assert_eq!(faults.rules[1].fraction, 1.0);
         assert!(serde_json::from_str::<Faults>(r#"{"rules":[{"kind":"explode"}]}"#).is_err());
+    }
+
+    #[test]
+    fn accept_then_kinds_read_from_json_and_decide_after_acceptance() {
+        let faults: Faults = serde_json::from_str(
+            r#"{"rules":[{"kind":"accept_then_timeout","ms":50},{"kind":"accept_then_drop"},
+                {"kind":"accept_then_status","status":502},{"kind":"accept_then_garbage"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            faults.rules[0].action,
+            FaultAction::AcceptThenTimeout { ms: 50 }
+        );
+        assert_eq!(faults.rules[1].action, FaultAction::AcceptThenDrop);
+        assert_eq!(
+            serde_json::to_value(&faults.rules[2]).unwrap()["kind"],
+            "accept_then_status"
+        );
+        let mut state = FaultState::new(faults);
+        assert_eq!(
+            state.decide("/email", &[]).before_or_after(),
+            Ok(Some(AfterAccept::Timeout(Duration::from_millis(50))))
+        );
+        let status = FaultState::new(Faults::seeded(1).rule(FaultRule::new(
+            FaultAction::AcceptThenStatus { status: 504 },
+        )))
+        .decide("/email/batch", &[]);
+        assert_eq!(status.before_or_after(), Ok(Some(AfterAccept::Status(504))));
+        assert_eq!(
+            Decision {
+                delay: None,
+                outcome: Some(Outcome::Status(503))
+            }
+            .before_or_after(),
+            Err(Outcome::Status(503))
+        );
+    }
+
+    #[test]
+    fn accept_then_kinds_leave_other_endpoints_alone() {
+        let mut state =
+            FaultState::new(Faults::seeded(1).rule(FaultRule::new(FaultAction::AcceptThenDrop)));
+        assert_eq!(state.decide("/server", &[]), Decision::default());
+        assert_eq!(state.decide("/messages/outbound", &[]), Decision::default());
+    }
+
+    #[test]
+    fn api_only_kinds_never_match_smtp() {
+        let plan = Faults::seeded(1)
+            .rule(FaultRule::new(FaultAction::AcceptThenGarbage).times(1))
+            .rule(FaultRule::new(FaultAction::AcceptThenStatus {
+                status: 502,
+            }))
+            .rule(FaultRule::new(FaultAction::AcceptThenDrop));
+        let mut state = FaultState::new(plan);
+        assert_eq!(
+            state.decide("smtp", &[]).before_or_after(),
+            Ok(Some(AfterAccept::Drop))
+        );
+        assert_eq!(
+            state.decide("/email", &[]).before_or_after(),
+            Ok(Some(AfterAccept::Garbage)),
+            "the SMTP message did not use up times(1)"
+        );
     }
 }

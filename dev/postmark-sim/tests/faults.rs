@@ -113,3 +113,66 @@ async fn a_seeded_fraction_repeats_exactly() {
     );
     assert_ne!(first, run(43).await, "another seed, another run");
 }
+
+#[tokio::test]
+async fn accept_then_faults_through_the_control_api_store_the_message() {
+    let (sim, _) = with_server(None).await;
+    let put = |rules: serde_json::Value| {
+        let url = format!("{}/_sim/faults", sim.api_url());
+        async move {
+            reqwest::Client::new()
+                .put(url)
+                .json(&json!({ "seed": 4, "rules": rules }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        put(json!([{"kind": "accept_then_status", "status": 200}])).await,
+        400,
+        "only a gateway's 5xx"
+    );
+    assert_eq!(
+        put(json!([{"kind": "accept_then_status", "status": 502, "path": "/email", "times": 1}]))
+            .await,
+        200
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{}/email", sim.api_url()))
+        .header("X-Postmark-Server-Token", TOKEN)
+        .header("Accept", "application/json")
+        .json(&email("ada@example.org"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 502);
+    assert!(
+        response.text().await.unwrap().contains("<html>"),
+        "a gateway's HTML, not Postmark's JSON"
+    );
+    assert_eq!(sim.messages().len(), 1, "accepted before the 502");
+
+    assert_eq!(
+        put(json!([{"kind": "accept_then_garbage", "recipient": "bob@example.org"}])).await,
+        200
+    );
+    let (status, body) = post(&sim, "/email", &email("bob@example.org")).await;
+    assert_eq!((status, body), (200, serde_json::Value::Null), "not JSON");
+    assert_eq!(post(&sim, "/email", &email("ada@example.org")).await.0, 200);
+    assert_eq!(sim.messages().len(), 3);
+
+    assert_eq!(put(json!([{"kind": "accept_then_drop"}])).await, 200);
+    let dropped = reqwest::Client::new()
+        .post(format!("{}/email/batch", sim.api_url()))
+        .header("X-Postmark-Server-Token", TOKEN)
+        .header("Accept", "application/json")
+        .json(&json!([email("ada@example.org"), email("bob@example.org")]))
+        .send()
+        .await;
+    assert!(dropped.is_err(), "no answer");
+    assert_eq!(sim.messages().len(), 5);
+    assert_eq!(get(&sim, "/server").await.0, 200, "sends only");
+}

@@ -191,3 +191,119 @@ async fn the_smtp_transport_sends_through_starttls_and_auth() {
         .unwrap_err();
     assert!(!failure.is_retryable(), "{failure}");
 }
+
+/// What the client must see for each fault that strikes after acceptance.
+fn matches_fault(action: &FaultAction, error: &postmark::PostmarkError) -> bool {
+    use postmark::PostmarkError as E;
+    match action {
+        FaultAction::AcceptThenTimeout { .. } => matches!(error, E::Timeout { .. }),
+        FaultAction::AcceptThenDrop => matches!(error, E::Connection { .. }),
+        FaultAction::AcceptThenStatus { status } => {
+            error.http_status() == Some(*status) && error.error_code().is_none()
+        }
+        FaultAction::AcceptThenGarbage => {
+            matches!(error, E::UnexpectedResponse { status: 200, .. })
+        }
+        _ => false,
+    }
+}
+
+#[tokio::test]
+async fn faults_after_acceptance_keep_the_messages_and_leave_the_client_in_doubt() {
+    let receiver = Receiver::start().await;
+    let (sim, _) = with_server(Some(WebhookConfig::new(receiver.url("/wh")))).await;
+    let postmark = PostmarkClient::new(
+        sim.api_url().parse().unwrap(),
+        ServerToken::new(TOKEN),
+        Duration::from_millis(500),
+    )
+    .unwrap();
+    let actions = [
+        FaultAction::AcceptThenTimeout { ms: 2_000 },
+        FaultAction::AcceptThenDrop,
+        FaultAction::AcceptThenStatus { status: 502 },
+        FaultAction::AcceptThenStatus { status: 504 },
+        FaultAction::AcceptThenGarbage,
+    ];
+    let mut expected = 0;
+    for action in actions {
+        for batch in [false, true] {
+            sim.set_faults(Faults::seeded(5).rule(FaultRule::new(action.clone()).times(1)));
+            let send_id = format!("{action:?}-{batch}");
+            let first = message("ada@example.org").metadata("send_id", &send_id);
+            let error = if batch {
+                let second = message("bob@example.org").metadata("send_id", &send_id);
+                postmark.send_batch(&[first, second]).await.unwrap_err()
+            } else {
+                postmark.send(&first).await.unwrap_err()
+            };
+            assert!(matches_fault(&action, &error), "{action:?}: {error:?}");
+            assert!(error.is_retryable() || error.class() == ErrorClass::Unexpected);
+            assert!(error.may_have_been_accepted(), "{action:?}: {error:?}");
+            let stored: Vec<_> = sim
+                .messages()
+                .into_iter()
+                .filter(|m| m.metadata.get("send_id") == Some(&send_id))
+                .collect();
+            assert_eq!(stored.len(), if batch { 2 } else { 1 }, "{action:?}");
+            expected += stored.len();
+            postmark.send(&message("ada@example.org")).await.unwrap();
+            expected += 1;
+        }
+    }
+    assert_eq!(sim.counters().messages_accepted, expected as u64);
+    assert!(sim.settle(SETTLE).await);
+    assert_eq!(
+        receiver.of_type("Delivery").len(),
+        expected,
+        "webhooks as for a normal send"
+    );
+}
+
+#[tokio::test]
+async fn smtp_faults_after_data_leave_the_transport_in_doubt() {
+    let (sim, _) = with_server(None).await;
+    let smtp = sim.smtp_addr().unwrap();
+    let transport = |timeout| {
+        SmtpTransport::new(
+            SmtpConfig::new("localhost", smtp.port(), TOKEN, TOKEN.to_owned())
+                .with_extra_root_ca_pem(sim.ca_pem())
+                .with_timeout(timeout),
+        )
+        .unwrap()
+    };
+    let cases = [
+        (FaultAction::AcceptThenDrop, true, 1),
+        (FaultAction::AcceptThenTimeout { ms: 3_000 }, true, 1),
+        (FaultAction::Drop, true, 0),
+        (FaultAction::Status { status: 503 }, false, 0),
+    ];
+    for (action, in_doubt, stored) in cases {
+        sim.reset();
+        sim.set_faults(Faults::seeded(2).rule(FaultRule::new(action.clone()).times(1)));
+        let smtp = transport(Duration::from_millis(500));
+        let error = smtp.send(&message("ada@example.org")).await.unwrap_err();
+        assert_eq!(
+            error.may_have_been_accepted(),
+            in_doubt,
+            "{action:?}: {error:?}"
+        );
+        if matches!(action, FaultAction::AcceptThenTimeout { .. }) {
+            assert!(
+                matches!(error, postmark::smtp::SmtpError::Timeout { .. }),
+                "{error:?}"
+            );
+        }
+        assert!(error.is_retryable(), "{action:?}: {error:?}");
+        assert_eq!(sim.messages().len(), stored, "{action:?}");
+        smtp.shutdown().await;
+    }
+    sim.reset();
+    let mut unverified = message("ada@example.org");
+    unverified.from = "x@unverified.example".into();
+    let refused = transport(Duration::from_secs(5))
+        .send(&unverified)
+        .await
+        .unwrap_err();
+    assert!(!refused.may_have_been_accepted(), "550: {refused:?}");
+}

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::address;
-use crate::faults::Outcome;
+use crate::faults::{AfterAccept, Outcome};
 use crate::pipeline::{Incoming, MAX_MESSAGE_BYTES, MAX_RECIPIENTS};
 use crate::state::{Server, Sim, Via, lock};
 
@@ -265,8 +265,12 @@ where
                     return Ok(Next::Close);
                 };
                 match deliver(sim, &state, message).await {
-                    Some(answer) => reply(conn.get_mut(), &answer).await?,
-                    None => return Ok(Next::Close),
+                    Answer::Reply(answer) => reply(conn.get_mut(), &answer).await?,
+                    Answer::Close => return Ok(Next::Close),
+                    Answer::CloseAfter(hold) => {
+                        tokio::time::sleep(hold).await;
+                        return Ok(Next::Close);
+                    }
                 }
                 state.reset_transaction();
             }
@@ -470,32 +474,46 @@ where
     }
 }
 
-/// The answer to a complete DATA; `None` closes the connection without one (a "drop" fault).
-async fn deliver(sim: &Arc<Sim>, state: &Session, data: Data) -> Option<String> {
+/// What to do after a complete DATA.
+enum Answer {
+    /// Send this reply.
+    Reply(String),
+    /// Close the connection without a reply (the "drop" faults).
+    Close,
+    /// Wait, then close without a reply (the "accept_then_timeout" fault).
+    CloseAfter(std::time::Duration),
+}
+
+/// The answer to a complete DATA.
+async fn deliver(sim: &Arc<Sim>, state: &Session, data: Data) -> Answer {
     sim.count_request("SMTP DATA");
     let Data::Message(raw) = data else {
-        return Some("552 5.3.4 Message size exceeds fixed maximum message size".to_owned());
+        return Answer::Reply(
+            "552 5.3.4 Message size exceeds fixed maximum message size".to_owned(),
+        );
     };
     let Some(server) = &state.server else {
-        return Some("530 5.7.0 Authentication required".to_owned());
+        return Answer::Reply("530 5.7.0 Authentication required".to_owned());
     };
     let recipients: Vec<String> = state.recipients.iter().map(|r| address::key(r)).collect();
     let decision = {
         let mut faults = lock(&sim.faults);
         (!faults.is_empty()).then(|| faults.decide("smtp", &recipients))
     };
+    let mut after = None;
     if let Some(decision) = decision {
         if let Some(delay) = decision.delay {
             tokio::time::sleep(delay).await;
         }
-        match decision.outcome {
-            Some(Outcome::Drop) => return None,
-            Some(Outcome::Status(status)) => {
-                return Some(format!(
+        match decision.before_or_after() {
+            Ok(then) => after = then,
+            Err(Outcome::Drop) => return Answer::Close,
+            Err(Outcome::Status(status)) => {
+                return Answer::Reply(format!(
                     "451 4.3.0 Temporary failure (simulated {status}), try again later"
                 ));
             }
-            None => {}
+            Err(Outcome::AfterAccept(then)) => after = Some(then),
         }
     }
     let email = mime::to_email(
@@ -508,7 +526,7 @@ async fn deliver(sim: &Arc<Sim>, state: &Session, data: Data) -> Option<String> 
         via: Via::Smtp,
         size: raw.len(),
     };
-    Some(match sim.submit(server, vec![incoming]).pop() {
+    let reply = match sim.submit(server, vec![incoming]).pop() {
         Some(Ok(receipt)) => format!(
             "250 2.0.0 OK: queued as {}",
             receipt.message_id.unwrap_or_default()
@@ -522,7 +540,13 @@ async fn deliver(sim: &Arc<Sim>, state: &Session, data: Data) -> Option<String> 
         }
         Some(Err(refused)) => format!("550 5.7.1 {}", refused.message.replace(['\r', '\n'], " ")),
         None => "451 4.3.0 Temporary failure".to_owned(),
-    })
+    };
+    match after {
+        None => Answer::Reply(reply),
+        Some(AfterAccept::Timeout(hold)) => Answer::CloseAfter(hold),
+        // Status and garbage never match SMTP (see FaultAction::applies_to).
+        Some(AfterAccept::Drop | AfterAccept::Status(_) | AfterAccept::Garbage) => Answer::Close,
+    }
 }
 
 #[cfg(test)]

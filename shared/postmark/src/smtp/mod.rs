@@ -152,7 +152,9 @@ pub struct SmtpConfig {
     pub auth: SmtpAuth,
     /// STARTTLS mode.
     pub starttls: StartTls,
-    /// Timeout of each network step.
+    /// Timeout of each network step. lettre applies it to connecting only, so a whole send is
+    /// also abandoned after twice this long ([`SmtpError::Timeout`]): a server that stops
+    /// answering after DATA must not hold a Lambda until its own deadline.
     pub timeout: Duration,
     /// Extra trusted root CA certificates (PEM), for test or local servers.
     pub extra_root_ca_pem: Option<String>,
@@ -276,6 +278,13 @@ pub enum SmtpError {
         #[source]
         source: lettre::transport::smtp::Error,
     },
+    /// No answer within the send's deadline (twice [`SmtpConfig::timeout`]). The server may
+    /// already have taken the message.
+    #[error("the SMTP send got no answer within {deadline:?}")]
+    Timeout {
+        /// The deadline of the whole send.
+        deadline: Duration,
+    },
 }
 
 impl SmtpError {
@@ -285,6 +294,7 @@ impl SmtpError {
             Self::Settings { .. } => ErrorClass::Configuration,
             Self::InvalidMessage { .. } => ErrorClass::InvalidRequest,
             Self::Send { class, .. } => *class,
+            Self::Timeout { .. } => ErrorClass::Retryable,
         }
     }
 
@@ -302,8 +312,11 @@ impl SmtpError {
     /// code (the server refused, 4xx or 5xx), for failures to connect, upgrade to TLS or
     /// authenticate (before anything was handed over), and for settings or message errors.
     pub fn may_have_been_accepted(&self) -> bool {
-        let Self::Send { code, source, .. } = self else {
-            return false;
+        let (code, source) = match self {
+            Self::Settings { .. } | Self::InvalidMessage { .. } => return false,
+            // The outer deadline is twice the connect timeout: lettre's connect failure comes first.
+            Self::Timeout { .. } => return true,
+            Self::Send { code, source, .. } => (code, source),
         };
         if code.is_some() || source.status().is_some() {
             return false;
@@ -443,10 +456,10 @@ impl SmtpTransport {
     #[tracing::instrument(name = "postmark.smtp.send", skip_all, fields(host = %self.config.host, stream = email.message_stream.as_deref()))]
     pub async fn send(&self, email: &Email) -> Result<SmtpReceipt, SmtpError> {
         let message = mime::build_message(email)?;
-        let response = self
-            .inner
-            .send(message)
+        let deadline = self.config.timeout.saturating_mul(2);
+        let response = tokio::time::timeout(deadline, self.inner.send(message))
             .await
+            .map_err(|_| SmtpError::Timeout { deadline })?
             .map_err(SmtpError::from_lettre)?;
         // lettre hands the connection back to its pool from a spawned task; yielding lets that task
         // run, so that the next message finds the connection parked instead of opening another.
