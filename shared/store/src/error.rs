@@ -41,12 +41,9 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Transient(_) => true,
-            Self::TransactionCancelled { reasons } => reasons.iter().any(|r| {
-                matches!(
-                    r.as_str(),
-                    "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
-                )
-            }),
+            Self::TransactionCancelled { reasons } => {
+                crate::aws::retryable_cancellation(reasons.iter().map(String::as_str))
+            }
             _ => false,
         }
     }
@@ -72,6 +69,8 @@ const TRANSIENT_CODES: &[&str] = &[
     "InternalFailure",
     "ServiceUnavailable",
     "TransactionInProgressException",
+    // A single-item write met an ongoing transaction on its item; nothing was written.
+    "TransactionConflictException",
     "LimitExceededException",
     "RequestThrottled",
 ];

@@ -5,7 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -168,21 +173,35 @@ impl Table {
     }
 
     /// Writes `item` unless an item with its key exists. Returns whether it was written.
+    ///
+    /// An item already there that is identical to `item` counts as written: it is this very write, sent
+    /// again by a retry after its first answer was lost (give competing writers items that differ, e.g.
+    /// by an owner, when only one may win).
     pub async fn put_new(&self, item: Item) -> Result<bool, StoreError> {
         let result = self
             .client
             .put_item()
             .table_name(self.name.as_ref())
-            .set_item(Some(item))
+            .set_item(Some(item.clone()))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PK)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .await
-            .map_err(classify);
+            .await;
         match result {
             Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e),
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    PutItemError::ConditionalCheckFailedException(c) if c.item() == Some(&item)
+                ) =>
+            {
+                Ok(true)
+            }
+            Err(e) => match classify(e) {
+                StoreError::ConditionFailed => Ok(false),
+                e => Err(e),
+            },
         }
     }
 

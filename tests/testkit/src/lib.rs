@@ -4,6 +4,7 @@
 //!
 //! If the emulator cannot be started or reached, the harness panics with the reason: tests never skip.
 
+pub mod faults;
 pub mod lambda;
 pub mod pki;
 
@@ -12,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use store::aws::RequestCounter;
+use store::aws::{RequestCounter, StorePolicy};
 
 /// The emulator's endpoint URL and, when this process started it, the process (kept so that its standard
 /// input stays open: the launcher exits when this process does and closes it).
@@ -111,12 +112,29 @@ pub struct Aws {
     pub requests: RequestCounter,
 }
 
+/// The store policy of test clients: the functions' client (retries, conflict classifier), with
+/// timeouts generous enough that a busy shared emulator never trips them.
+pub fn test_policy() -> StorePolicy {
+    StorePolicy {
+        max_attempts: 3,
+        operation_timeout: std::time::Duration::from_secs(120),
+        attempt_timeout: std::time::Duration::from_secs(60),
+        connect_timeout: std::time::Duration::from_secs(10),
+        ..StorePolicy::default()
+    }
+}
+
 impl Aws {
     pub async fn new() -> Self {
+        Self::with_policy(&test_policy()).await
+    }
+
+    /// With the DynamoDB client the functions build (`store::aws::dynamodb_config`) under `policy`.
+    pub async fn with_policy(policy: &StorePolicy) -> Self {
         let config = sdk_config().await;
         let requests = RequestCounter::default();
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&config)
+            store::aws::dynamodb_config(&config, policy)
                 .interceptor(requests.clone())
                 .build(),
         );
@@ -148,7 +166,12 @@ pub struct TestTable {
 
 impl TestTable {
     pub async fn new() -> Self {
-        let aws = Aws::new().await;
+        Self::with_policy(&test_policy()).await
+    }
+
+    /// A table whose client follows `policy`.
+    pub async fn with_policy(policy: &StorePolicy) -> Self {
+        let aws = Aws::with_policy(policy).await;
         let name = unique("test");
         store::schema::create_table(&aws.dynamodb, &name)
             .await
