@@ -1,6 +1,12 @@
 //! Secrets Manager, read through an in-process cache: one `GetSecretValue` per secret and version stage
 //! per TTL, never one per request. The previous version (`AWSPREVIOUS`) is readable too, so that a
 //! refreshed webhook password keeps the old one valid for a grace period.
+//!
+//! Stale if error: when a refresh fails transiently (Secrets Manager throttling or unreachable) and a
+//! value was fetched before, that value is served for up to [`DEFAULT_STALE_FOR`] (or
+//! [`SecretCache::with_stale_for`]) past its TTL, with a warning per failed refresh (never the value);
+//! refreshes are tried again at most once per [`RETRY_AFTER_FAILURE`] meanwhile. After the bound, the
+//! error.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +20,12 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::{StoreError, classify};
+
+/// How long past its TTL a value is served while Secrets Manager fails, unless the cache is told.
+pub const DEFAULT_STALE_FOR: Duration = Duration::from_secs(6 * 3600);
+/// While a stale value is served, how often a refresh is tried again (at most; never more often than
+/// the TTL).
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
 /// A secret's value with what the rotation logic needs to know about it.
 #[derive(Clone)]
@@ -49,23 +61,41 @@ impl Stage {
     }
 }
 
-type Cached = (Instant, Option<Arc<SecretValue>>);
+#[derive(Debug)]
+struct Cached {
+    /// When the value was last fetched successfully.
+    fetched: Instant,
+    value: Option<Arc<SecretValue>>,
+    /// When a refresh last failed, while the value is served stale.
+    failed: Option<Instant>,
+}
 
 /// The cache. Cheap to clone; clones share entries.
 #[derive(Clone, Debug)]
 pub struct SecretCache {
     client: Client,
     ttl: Duration,
+    stale_for: Duration,
     entries: Arc<Mutex<HashMap<(String, Stage), Cached>>>,
 }
 
 impl SecretCache {
+    /// A cache keeping values for `ttl`, and serving them up to [`DEFAULT_STALE_FOR`] longer while
+    /// Secrets Manager fails.
     pub fn new(client: Client, ttl: Duration) -> Self {
         Self {
             client,
             ttl,
+            stale_for: DEFAULT_STALE_FOR,
             entries: Arc::default(),
         }
+    }
+
+    /// How long past its TTL a value fetched before is served while refreshes fail transiently
+    /// (`Duration::ZERO`: never).
+    pub fn with_stale_for(mut self, stale_for: Duration) -> Self {
+        self.stale_for = stale_for;
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -119,14 +149,49 @@ impl SecretCache {
         let cache_key = (name.to_owned(), stage);
         // The lock is held across the fetch so that concurrent first requests make one call, not many.
         let mut entries = self.entries.lock().await;
-        if let Some((fetched, value)) = entries.get(&cache_key)
-            && fetched.elapsed() < max_age
-        {
-            return Ok(value.clone());
+        if let Some(cached) = entries.get(&cache_key) {
+            if cached.fetched.elapsed() < max_age {
+                return Ok(cached.value.clone());
+            }
+            if self.servable_stale(cached)
+                && cached
+                    .failed
+                    .is_some_and(|f| f.elapsed() < RETRY_AFTER_FAILURE.min(self.ttl))
+            {
+                return Ok(cached.value.clone());
+            }
         }
-        let value = self.fetch(name, stage).await?;
-        entries.insert(cache_key, (Instant::now(), value.clone()));
-        Ok(value)
+        match self.fetch(name, stage).await {
+            Ok(value) => {
+                let cached = Cached {
+                    fetched: Instant::now(),
+                    value: value.clone(),
+                    failed: None,
+                };
+                entries.insert(cache_key, cached);
+                Ok(value)
+            }
+            Err(e) if e.is_transient() => match entries.get_mut(&cache_key) {
+                Some(cached) if self.servable_stale(cached) => {
+                    tracing::warn!(
+                        secret = name,
+                        stage = stage.label(),
+                        age_secs = cached.fetched.elapsed().as_secs(),
+                        error = %e,
+                        "secret refresh failed; serving the value fetched before"
+                    );
+                    cached.failed = Some(Instant::now());
+                    Ok(cached.value.clone())
+                }
+                _ => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether a value fetched before may still stand in for a fresh one.
+    fn servable_stale(&self, cached: &Cached) -> bool {
+        cached.fetched.elapsed() < self.ttl.saturating_add(self.stale_for)
     }
 
     async fn fetch(
