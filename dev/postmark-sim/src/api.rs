@@ -1,5 +1,5 @@
 //! Postmark's API: `/email`, `/email/batch`, `/server`, `/message-streams...`, suppressions and bounce
-//! reactivation, with Postmark's checks and answers.
+//! reactivation, with Postmark's checks and answers (the Messages API is in `messages_api`).
 
 // Handlers answer with a ready HTTP response as their error; its size is irrelevant per request.
 #![allow(clippy::result_large_err)]
@@ -47,6 +47,11 @@ pub(crate) fn routes() -> Router<Arc<Sim>> {
             post(delete_suppressions),
         )
         .route("/bounces/{id}/activate", put(activate_bounce))
+        .route("/messages/outbound", get(crate::messages_api::search))
+        .route(
+            "/messages/outbound/{id}/details",
+            get(crate::messages_api::details),
+        )
 }
 
 /// A JSON answer with Postmark's content type.
@@ -67,7 +72,7 @@ fn rejection(rejection: &Rejection) -> Response {
     json_reply(rejection.http_status, &rejection.receipt())
 }
 
-fn error(status: u16, code: i64, message: &str) -> Response {
+pub(crate) fn error(status: u16, code: i64, message: &str) -> Response {
     rejection(&Rejection::new(status, code, message))
 }
 
@@ -377,7 +382,7 @@ async fn send_batch(
 }
 
 /// Authorises a non-send request and applies the faults.
-async fn management(
+pub(crate) async fn management(
     sim: &Sim,
     endpoint: &str,
     path: &str,

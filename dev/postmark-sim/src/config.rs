@@ -374,6 +374,9 @@ pub struct SimOptions {
     pub webhooks: WebhookOptions,
     /// Accepted messages kept for inspection (the oldest are forgotten first); webhook records too.
     pub max_stored: usize,
+    /// How long after acceptance a message appears in the Messages API (search and details):
+    /// Postmark's search is eventually consistent, and code that looks a send up must cope.
+    pub search_delay: Duration,
 }
 
 impl Default for SimOptions {
@@ -385,6 +388,7 @@ impl Default for SimOptions {
             hostname: "localhost".to_owned(),
             webhooks: WebhookOptions::default(),
             max_stored: 200_000,
+            search_delay: Duration::ZERO,
         }
     }
 }

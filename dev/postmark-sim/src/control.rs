@@ -39,6 +39,10 @@ pub(crate) fn routes(ca_pem: Arc<str>) -> axum::Router<Arc<Sim>> {
             "/_sim/faults",
             get(get_faults).put(set_faults).delete(clear_faults),
         )
+        .route(
+            "/_sim/search_delay",
+            get(get_search_delay).put(set_search_delay),
+        )
         .route("/_sim/reset", post(reset))
         .route("/_sim/settle", post(settle))
         .route("/_sim/counters", get(counters))
@@ -252,6 +256,26 @@ async fn set_faults(
 async fn clear_faults(State(sim): State<Arc<Sim>>) -> Response {
     sim.set_faults(Faults::default());
     json_reply(200, &Faults::default())
+}
+
+/// The body of `GET`/`PUT /_sim/search_delay`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct SearchDelay {
+    ms: u64,
+}
+
+async fn get_search_delay(State(sim): State<Arc<Sim>>) -> Response {
+    let ms = u64::try_from(sim.search_delay().as_millis()).unwrap_or(u64::MAX);
+    json_reply(200, &SearchDelay { ms })
+}
+
+async fn set_search_delay(
+    State(sim): State<Arc<Sim>>,
+    payload: Result<Json<SearchDelay>, JsonRejection>,
+) -> Result<Response, Response> {
+    let delay = body(payload)?;
+    sim.set_search_delay(Duration::from_millis(delay.ms));
+    Ok(json_reply(200, &delay))
 }
 
 async fn reset(State(sim): State<Arc<Sim>>) -> Response {

@@ -32,8 +32,10 @@ mod address;
 mod api;
 mod config;
 mod control;
+mod eastern;
 mod faults;
 mod http;
+mod messages_api;
 mod pipeline;
 mod smtp;
 mod state;
@@ -241,6 +243,12 @@ impl Simulator {
     /// Simulates a click.
     pub fn click(&self, request: ClickRequest) -> Result<EngagementOutcome, EngagementError> {
         self.sim.click(request)
+    }
+
+    /// Sets how long after acceptance a message appears in the Messages API (search and
+    /// details), as `SimOptions::search_delay` does at start.
+    pub fn set_search_delay(&self, delay: Duration) {
+        self.sim.set_search_delay(delay);
     }
 
     /// Replaces the fault plan.

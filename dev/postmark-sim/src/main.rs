@@ -97,6 +97,11 @@ struct Args {
     #[arg(long, default_value_t = 200_000)]
     max_stored: usize,
 
+    /// Milliseconds after acceptance before a message appears in the Messages API (search and
+    /// details), as Postmark's search is eventually consistent.
+    #[arg(long, env = "POSTMARK_SIM_SEARCH_DELAY_MS", default_value_t = 0)]
+    search_delay_ms: u64,
+
     /// Host name used in SMTP greetings and the certificate.
     #[arg(long, default_value = "localhost")]
     hostname: String,
@@ -173,6 +178,7 @@ async fn run(args: Args) -> Result<(), CliError> {
             ..WebhookOptions::default()
         },
         max_stored: args.max_stored,
+        search_delay: Duration::from_millis(args.search_delay_ms),
     };
     let sim = Simulator::start(options).await?;
     if let Some(path) = &args.ca_pem_out {

@@ -12,6 +12,7 @@ use postmark::webhook::{
 };
 use postmark::{BounceClass, BounceType, Email, Metadata, SendReceipt, TrackLinks};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::address;
 use crate::config::{BOUNCE_TESTING_DOMAIN, Triggers, WebhookConfig};
@@ -347,9 +348,18 @@ impl Sim {
             counters.messages_rejected += (answers.len() - accepted.len()) as u64;
         }
         if !accepted.is_empty() {
-            let mut log = lock(&self.messages);
-            for message in &accepted {
-                log.push(message.clone(), self.options.max_stored);
+            let mut forgotten = Vec::new();
+            {
+                let mut log = lock(&self.messages);
+                for message in &accepted {
+                    forgotten.extend(log.push(message.clone(), self.options.max_stored));
+                }
+            }
+            if !forgotten.is_empty() {
+                let mut events = lock(&self.events);
+                for id in &forgotten {
+                    events.remove(id);
+                }
             }
         }
         for message in &accepted {
@@ -425,6 +435,7 @@ impl Sim {
             match outcome {
                 RecipientOutcome::Inactive => {}
                 RecipientOutcome::Delivered => {
+                    self.note_delivered(message, recipient);
                     push(
                         &mut outgoing,
                         &targets,
@@ -435,6 +446,18 @@ impl Sim {
                 RecipientOutcome::Bounced { bounce_type } => {
                     let kind = BounceType::from(bounce_type.as_str());
                     let record = self.record_bounce(server, message, recipient, &kind);
+                    self.note_event(
+                        &message.message_id,
+                        recipient,
+                        "Bounced",
+                        json!({
+                            "Summary": record.details.clone().unwrap_or_default(),
+                            "BounceID": record.id.map(|id| id.to_string()).unwrap_or_default(),
+                        }),
+                    );
+                    if kind.class() == BounceClass::Hard {
+                        self.note_suppressed(message, recipient);
+                    }
                     for target in &targets {
                         if target.triggers.bounce {
                             let mut bounce = record.clone();
@@ -463,6 +486,8 @@ impl Sim {
                     }
                 }
                 RecipientOutcome::Complained => {
+                    self.note_delivered(message, recipient);
+                    self.note_suppressed(message, recipient);
                     push(
                         &mut outgoing,
                         &targets,
@@ -499,6 +524,29 @@ impl Sim {
             }
         }
         self.post_all(outgoing);
+    }
+
+    fn note_delivered(&self, message: &StoredMessage, recipient: &str) {
+        self.note_event(
+            &message.message_id,
+            recipient,
+            "Delivered",
+            json!({
+                "DeliveryMessage": "smtp;250 2.0.0 OK (simulated delivery)",
+                "DestinationServer": "mx.simulated.invalid (127.0.0.1)",
+                "DestinationIP": "127.0.0.1",
+            }),
+        );
+    }
+
+    /// The SubscriptionChanged event of a hard bounce or complaint (strings, as Postmark sends).
+    fn note_suppressed(&self, message: &StoredMessage, recipient: &str) {
+        self.note_event(
+            &message.message_id,
+            recipient,
+            "SubscriptionChanged",
+            json!({ "Origin": "Recipient", "SuppressSending": "True" }),
+        );
     }
 
     fn record_bounce(
@@ -763,6 +811,19 @@ impl Sim {
         let first = lock(&self.engagement)
             .opened
             .insert((message.message_id.clone(), address::key(&recipient)));
+        let user_agent = request
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| DEFAULT_USER_AGENT.to_owned());
+        if first {
+            // Postmark stores only the first open of a recipient.
+            self.note_event(
+                &message.message_id,
+                &recipient,
+                "Opened",
+                json!({ "Summary": format!("Email opened with {user_agent}") }),
+            );
+        }
         let event = WebhookEvent::Open(Open {
             first_open: Some(first),
             server_id: Some(server.id as i64),
@@ -775,11 +836,7 @@ impl Sim {
             platform: Some(request.platform.unwrap_or_else(|| "Desktop".to_owned())),
             client: Some(request.client.unwrap_or_else(default_client)),
             os: Some(request.os.unwrap_or_else(default_os)),
-            user_agent: Some(
-                request
-                    .user_agent
-                    .unwrap_or_else(|| DEFAULT_USER_AGENT.to_owned()),
-            ),
+            user_agent: Some(user_agent),
             geo: Some(request.geo.unwrap_or_else(default_geo)),
             metadata: Some(metadata(&message)),
             ..Open::default()
@@ -827,6 +884,21 @@ impl Sim {
         ));
         let mut posted = 0;
         if first {
+            let body = if location.eq_ignore_ascii_case("Text") {
+                "TextBody"
+            } else {
+                "HTMLBody"
+            };
+            self.note_event(
+                &message.message_id,
+                &recipient,
+                "LinkClicked",
+                json!({
+                    "Summary": format!("Tracked Link '{}' was clicked from the {body}.", request.link),
+                    "Link": request.link,
+                    "ClickLocation": location,
+                }),
+            );
             let event = WebhookEvent::Click(Click {
                 click_location: Some(location),
                 server_id: Some(server.id as i64),

@@ -210,15 +210,19 @@ pub(crate) struct MessageLog {
 }
 
 impl MessageLog {
-    pub fn push(&mut self, message: Arc<StoredMessage>, max: usize) {
+    /// Adds a message; answers the IDs of the messages forgotten to make room.
+    pub fn push(&mut self, message: Arc<StoredMessage>, max: usize) -> Vec<String> {
+        let mut forgotten = Vec::new();
         while self.order.len() >= max.max(1) {
             if let Some(old) = self.order.pop_front() {
                 self.by_id.remove(&old.message_id);
+                forgotten.push(old.message_id.clone());
             }
         }
         self.by_id
             .insert(message.message_id.clone(), message.clone());
         self.order.push_back(message);
+        forgotten
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<StoredMessage>> {
@@ -267,6 +271,16 @@ pub struct Counters {
     pub webhook_attempts: u64,
 }
 
+/// One entry of a message's `MessageEvents` (Messages API details).
+#[derive(Debug, Clone)]
+pub(crate) struct EventRecord {
+    pub recipient: String,
+    /// `Delivered`, `Bounced`, `Opened`, `LinkClicked`, `SubscriptionChanged`.
+    pub kind: &'static str,
+    pub at: DateTime<FixedOffset>,
+    pub details: serde_json::Value,
+}
+
 /// Opens and clicks already seen, for `FirstOpen` and one click event per recipient and link.
 #[derive(Debug, Default)]
 pub(crate) struct Engagement {
@@ -284,6 +298,10 @@ pub(crate) struct Sim {
     pub bounces: Mutex<BTreeMap<i64, BounceRecord>>,
     next_bounce_id: AtomicI64,
     pub engagement: Mutex<Engagement>,
+    /// `MessageEvents` by MessageID.
+    pub events: Mutex<HashMap<String, Vec<EventRecord>>>,
+    /// How long after acceptance a message becomes visible to the Messages API.
+    search_delay_ms: AtomicU64,
     pub faults: Mutex<FaultState>,
     pub counters: Mutex<Counters>,
     ids: Mutex<XorShift>,
@@ -296,6 +314,7 @@ impl Sim {
         // generator is seeded from the OS, unlike the fault generator.
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
         let outbox = Arc::new(Outbox::new(options.webhooks.clone(), options.max_stored));
+        let search_delay_ms = u64::try_from(options.search_delay.as_millis()).unwrap_or(u64::MAX);
         Self {
             options,
             registry: RwLock::default(),
@@ -305,6 +324,8 @@ impl Sim {
             bounces: Mutex::default(),
             next_bounce_id: AtomicI64::new(1_000_001),
             engagement: Mutex::default(),
+            events: Mutex::default(),
+            search_delay_ms: AtomicU64::new(search_delay_ms),
             faults: Mutex::default(),
             counters: Mutex::default(),
             ids: Mutex::new(XorShift::new(seed)),
@@ -376,6 +397,34 @@ impl Sim {
         }
     }
 
+    pub fn search_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.search_delay_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn set_search_delay(&self, delay: std::time::Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.search_delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Adds an entry to a message's `MessageEvents`.
+    pub fn note_event(
+        &self,
+        message_id: &str,
+        recipient: &str,
+        kind: &'static str,
+        details: serde_json::Value,
+    ) {
+        lock(&self.events)
+            .entry(message_id.to_owned())
+            .or_default()
+            .push(EventRecord {
+                recipient: recipient.to_owned(),
+                kind,
+                at: now(),
+                details,
+            });
+    }
+
     pub fn set_faults(&self, faults: Faults) {
         *lock(&self.faults) = FaultState::new(faults);
     }
@@ -387,6 +436,7 @@ impl Sim {
         lock(&self.suppressions).clear();
         lock(&self.bounces).clear();
         *lock(&self.engagement) = Engagement::default();
+        lock(&self.events).clear();
         *lock(&self.faults) = FaultState::default();
         *lock(&self.counters) = Counters::default();
         self.outbox.reset();
