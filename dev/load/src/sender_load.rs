@@ -141,6 +141,7 @@ pub async fn run(load: &SenderLoad) -> SenderReport {
     let app = sender::App::with_clients(
         clients.dynamodb.clone(),
         clients.secrets.clone(),
+        plain_sqs.clone(),
         sender::Config {
             table_name: table_name.clone(),
             secrets_prefix: prefix.clone(),
@@ -153,6 +154,11 @@ pub async fn run(load: &SenderLoad) -> SenderReport {
             servers_ttl: Duration::from_secs(60),
             postmark_timeout: Duration::from_secs(30),
             smtp_connections: 2,
+            search_settle: Duration::from_secs(120),
+            deadline_margin: Duration::from_secs(10),
+            backoff: sender::Backoff::default(),
+            breaker: sender::BreakerPolicy::default(),
+            queue_url: None,
         },
     )
     .expect("the sender's app");

@@ -66,12 +66,13 @@ fn joined(list: &[domain::jobs::Mailbox]) -> Option<String> {
     })
 }
 
-/// The message for `job` on `stream` of `server`. `tracker` is needed when the job asks for native
-/// tracking (the caller refuses such a job without one).
+/// The message for `job` on `stream` of `server`, in the Postmark call `send_id`. `tracker` is needed
+/// when the job asks for native tracking (the caller refuses such a job without one).
 pub fn email(
     job: &SendJob,
     server: &EmailServer,
     stream: &MessageStream,
+    send_id: &str,
     tracker: Option<&Tracker>,
 ) -> Email {
     let html_body = match (&job.html_body, tracker) {
@@ -93,7 +94,11 @@ pub fn email(
             .map(|h| Header::new(&h.name, &h.value))
             .collect(),
         tag: job.tag.clone(),
-        metadata: job.metadata(),
+        metadata: {
+            let mut metadata = job.metadata();
+            metadata.insert(domain::trace::SEND_ID.to_owned(), send_id.to_owned());
+            metadata
+        },
         message_stream: Some(stream.as_str().to_owned()),
         // Postmark's tracking follows the server's settings, independently of native tracking.
         track_opens: Some(server.tracking.track_opens),

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::{Backoff, BreakerPolicy};
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
@@ -25,6 +27,17 @@ pub struct Config {
     pub postmark_timeout: Duration,
     /// Pooled SMTP connections per server (Postmark advises at most 10 per IP).
     pub smtp_connections: u32,
+    /// How long after a call's timeout Postmark's message search is trusted to show what the call
+    /// delivered: a job not found by then is sent again.
+    pub search_settle: Duration,
+    /// The time kept free at the end of an invocation for the outcome writes.
+    pub deadline_margin: Duration,
+    /// The waits of retried jobs.
+    pub backoff: Backoff,
+    /// The servers' circuit breakers.
+    pub breaker: BreakerPolicy,
+    /// The send queue (for handing messages back with a wait); read from the records' ARN if unset.
+    pub queue_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +65,10 @@ fn number(name: &str, default: u64) -> Result<u64, ConfigError> {
     }
 }
 
+fn seconds(name: &str, default: Duration) -> Result<Duration, ConfigError> {
+    number(name, default.as_secs()).map(Duration::from_secs)
+}
+
 /// A base URL for links in emails: absolute http(s), kept without a trailing slash.
 pub fn tracking_base(text: &str) -> Result<String, ConfigError> {
     let url = Url::parse(text.trim())
@@ -74,6 +91,7 @@ impl Config {
             })?),
             None => None,
         };
+        let (backoff, breaker) = (Backoff::default(), BreakerPolicy::default());
         Ok(Self {
             table_name: var("TABLE_NAME")?,
             secrets_prefix: var("SECRETS_PREFIX")?,
@@ -82,12 +100,34 @@ impl Config {
             postmark_api_url: Url::parse(&api)
                 .map_err(|e| ConfigError(format!("POSTMARK_API_URL is not a URL: {e}")))?,
             smtp_extra_ca_pem,
-            claim_lease: Duration::from_secs(number("CLAIM_LEASE_SECONDS", 900)?),
+            claim_lease: Duration::from_secs(number("CLAIM_LEASE_SECONDS", 180)?),
             secrets_ttl: Duration::from_secs(number("SECRETS_CACHE_SECONDS", 300)?),
             servers_ttl: Duration::from_secs(number("SERVERS_CACHE_SECONDS", 30)?),
             postmark_timeout: Duration::from_secs(number("POSTMARK_TIMEOUT_SECONDS", 20)?),
             smtp_connections: u32::try_from(number("SMTP_CONNECTIONS", 4)?)
                 .map_err(|_| ConfigError("SMTP_CONNECTIONS is too large".into()))?,
+            search_settle: Duration::from_secs(number("SEARCH_SETTLE_SECONDS", 120)?),
+            deadline_margin: Duration::from_secs(number("DEADLINE_MARGIN_SECONDS", 10)?),
+            backoff: Backoff {
+                base: seconds("RETRY_BASE_SECONDS", backoff.base)?,
+                max: seconds("RETRY_MAX_SECONDS", backoff.max)?,
+            },
+            breaker: BreakerPolicy {
+                threshold: i64::try_from(number(
+                    "BREAKER_THRESHOLD",
+                    u64::try_from(breaker.threshold).unwrap_or(5),
+                )?)
+                .map_err(|_| ConfigError("BREAKER_THRESHOLD is too large".into()))?,
+                cooldown: seconds("BREAKER_COOLDOWN_SECONDS", breaker.cooldown)?,
+                max_cooldown: seconds("BREAKER_MAX_COOLDOWN_SECONDS", breaker.max_cooldown)?,
+                probe_jobs: usize::try_from(number(
+                    "BREAKER_PROBE_JOBS",
+                    breaker.probe_jobs as u64,
+                )?)
+                .unwrap_or(breaker.probe_jobs),
+                probe_lease: seconds("BREAKER_PROBE_LEASE_SECONDS", breaker.probe_lease)?,
+            },
+            queue_url: optional("SEND_QUEUE_URL"),
         })
     }
 }

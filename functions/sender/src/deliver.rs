@@ -1,13 +1,13 @@
-//! Routing and sending: each job goes to the email server that carries its type (or the one it names),
-//! on that server's stream for the type. API servers get batch calls of up to 500 messages per server
-//! and stream; SMTP servers get the messages over their pooled connections.
+//! Sending: API servers get batch calls of up to 500 messages per server and stream; SMTP servers get
+//! the messages over their pooled connections. No call starts that the invocation's deadline would
+//! cut short: its jobs come back [`Verdict::NotStarted`].
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use domain::MessageStream;
 use domain::jobs::SendJob;
-use domain::servers::{Delivery, EmailServer, ServerId, SmtpAuthentication, route};
+use domain::servers::{Delivery, EmailServer, SmtpAuthentication};
 use futures::StreamExt;
 use postmark::smtp::{
     POSTMARK_BROADCAST_SMTP_HOST, POSTMARK_SMTP_HOST, SmtpAuth, SmtpConfig, SmtpTransport, StartTls,
@@ -16,6 +16,7 @@ use postmark::{Email, MAX_BATCH_SIZE, PostmarkClient, PostmarkError, ServerToken
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use store::servers::ServerCredentials;
+use tokio::time::Instant;
 use tracing::info;
 
 use crate::App;
@@ -27,11 +28,13 @@ const MAX_BATCH_WEIGHT: usize = 40 * 1024 * 1024;
 /// Batch calls in flight at once.
 const CALLS_IN_FLIGHT: usize = 4;
 
-/// Jobs of one server and stream, by their index in the run.
-struct Group<'a> {
-    server: &'a EmailServer,
-    stream: &'a MessageStream,
-    jobs: Vec<usize>,
+/// Jobs of one server and stream, with the `send_id` their messages carry; each job by its index in the
+/// run.
+pub struct Group<'a> {
+    pub server: &'a EmailServer,
+    pub stream: &'a MessageStream,
+    pub send_id: String,
+    pub jobs: Vec<(usize, &'a SendJob)>,
 }
 
 /// What the delivery step tells the run's summary.
@@ -41,47 +44,62 @@ pub struct Calls {
     pub smtp_messages: usize,
 }
 
-/// Routes and sends the jobs at `indexes` of `jobs`; returns a verdict per index.
-pub async fn deliver(
-    app: &App,
-    jobs: &[&SendJob],
-    servers: &[EmailServer],
-    tracker: Option<&Tracker>,
-) -> (Vec<Verdict>, Calls) {
-    let mut verdicts: Vec<Option<Verdict>> = vec![None; jobs.len()];
-    let mut groups: BTreeMap<(&str, &str), Group> = BTreeMap::new();
-    for (i, job) in jobs.iter().enumerate() {
-        if (job.track_opens || job.track_clicks) && tracker.is_none() {
-            verdicts[i] = Some(Verdict::retry(
-                "the tracking key could not be read; native tracking cannot be added",
-            ));
-            continue;
-        }
-        match route(
-            servers,
-            job.email_type,
-            job.server_id.as_ref().map(ServerId::as_str),
-        ) {
-            Ok(r) => groups
-                .entry((r.server.id.as_str(), r.stream.as_str()))
-                .or_insert_with(|| Group {
-                    server: r.server,
-                    stream: r.stream,
-                    jobs: Vec::new(),
-                })
-                .jobs
-                .push(i),
-            Err(no_route) => verdicts[i] = Some(Verdict::configuration(no_route.to_string())),
+/// The invocation's deadline: no Postmark call starts unless it can end (its timeout) and its outcome
+/// be written before the function is stopped.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: Option<Instant>,
+    /// A call's timeout plus the time the outcome writes need.
+    pub call_budget: Duration,
+}
+
+impl Deadline {
+    /// No deadline (a caller that is not a Lambda invocation).
+    pub fn none() -> Self {
+        Self {
+            at: None,
+            call_budget: Duration::ZERO,
         }
     }
 
+    /// Whether a call started now ends in time.
+    pub fn allows_call(&self) -> bool {
+        self.at
+            .is_none_or(|at| Instant::now() + self.call_budget <= at)
+    }
+}
+
+/// Sends every group's jobs; returns a verdict per job index.
+pub async fn deliver(
+    app: &App,
+    groups: Vec<Group<'_>>,
+    tracker: Option<&Tracker>,
+    deadline: Deadline,
+) -> (Vec<(usize, Verdict)>, Calls) {
+    let mut verdicts: Vec<(usize, Verdict)> = Vec::new();
     let mut calls = Calls::default();
     let mut work = Vec::new();
-    for group in groups.into_values() {
+    for group in groups {
         let via = Via {
             server_id: group.server.id.to_string(),
             stream: group.stream.to_string(),
         };
+        let mut jobs = Vec::with_capacity(group.jobs.len());
+        for (i, job) in group.jobs {
+            if (job.track_opens || job.track_clicks) && tracker.is_none() {
+                verdicts.push((
+                    i,
+                    Verdict::retry(
+                        "the tracking key could not be read; native tracking cannot be added",
+                    ),
+                ));
+            } else {
+                jobs.push((i, job));
+            }
+        }
+        if jobs.is_empty() {
+            continue;
+        }
         let credentials = match app.server_secrets.credentials(group.server).await {
             Ok(Some(c)) => c,
             Ok(None) => {
@@ -89,9 +107,7 @@ pub async fn deliver(
                     "the credentials of email server {} are missing from the secret store",
                     group.server.id
                 ));
-                for i in group.jobs {
-                    verdicts[i] = Some(v.clone());
-                }
+                verdicts.extend(jobs.iter().map(|(i, _)| (*i, v.clone())));
                 continue;
             }
             Err(e) => {
@@ -100,46 +116,25 @@ pub async fn deliver(
                     group.server.id,
                     verdict::chain(&e)
                 ));
-                for i in group.jobs {
-                    verdicts[i] = Some(v.clone());
-                }
+                verdicts.extend(jobs.iter().map(|(i, _)| (*i, v.clone())));
                 continue;
             }
         };
-        let emails: Vec<(usize, Email)> = group
-            .jobs
+        let emails: Vec<(usize, Email)> = jobs
             .iter()
-            .map(|&i| {
+            .map(|(i, job)| {
                 (
-                    i,
-                    compose::email(jobs[i], group.server, group.stream, tracker),
+                    *i,
+                    compose::email(job, group.server, group.stream, &group.send_id, tracker),
                 )
             })
             .collect();
         match &group.server.delivery {
             Delivery::Api => {
-                let Some(token) = credentials.api_token.clone() else {
-                    let v = Verdict::configuration(format!(
-                        "email server {} delivers through the API but has no API token",
-                        group.server.id
-                    ));
-                    for (i, _) in emails {
-                        verdicts[i] = Some(v.clone());
-                    }
-                    continue;
-                };
-                let client = match PostmarkClient::with_http_client(
-                    app.http.clone(),
-                    app.config.postmark_api_url.clone(),
-                    ServerToken::from(token),
-                    app.config.postmark_timeout,
-                ) {
+                let client = match app.api_client(group.server, &credentials) {
                     Ok(c) => c,
-                    Err(e) => {
-                        let v = verdict::api_call(&e, &via, "");
-                        for (i, _) in emails {
-                            verdicts[i] = Some(v.clone());
-                        }
+                    Err(v) => {
+                        verdicts.extend(emails.iter().map(|(i, _)| (*i, v.clone())));
                         continue;
                     }
                 };
@@ -153,10 +148,7 @@ pub async fn deliver(
             }
             Delivery::Smtp(settings) => {
                 // Postmark takes broadcast streams on a host of their own.
-                let marketing = group
-                    .jobs
-                    .iter()
-                    .all(|&i| jobs[i].email_type.is_marketing());
+                let marketing = jobs.iter().all(|(_, job)| job.email_type.is_marketing());
                 let host = if marketing && settings.host.eq_ignore_ascii_case(POSTMARK_SMTP_HOST) {
                     POSTMARK_BROADCAST_SMTP_HOST
                 } else {
@@ -168,32 +160,22 @@ pub async fn deliver(
                         via,
                         emails,
                     }),
-                    Err(v) => {
-                        for (i, _) in emails {
-                            verdicts[i] = Some(v.clone());
-                        }
-                    }
+                    Err(v) => verdicts.extend(emails.iter().map(|(i, _)| (*i, v.clone()))),
                 }
             }
         }
     }
 
     let results: Vec<(Vec<(usize, Verdict)>, Calls)> = futures::stream::iter(work)
-        .map(|w| w.run(jobs))
+        .map(|w| w.run(deadline))
         .buffer_unordered(CALLS_IN_FLIGHT)
         .collect()
         .await;
     for (done, c) in results {
         calls.api_batches += c.api_batches;
         calls.smtp_messages += c.smtp_messages;
-        for (i, v) in done {
-            verdicts[i] = Some(v);
-        }
+        verdicts.extend(done);
     }
-    let verdicts = verdicts
-        .into_iter()
-        .map(|v| v.unwrap_or_else(|| Verdict::retry("the job was not sent (internal error)")))
-        .collect();
     (verdicts, calls)
 }
 
@@ -231,7 +213,7 @@ enum Work {
 }
 
 impl Work {
-    async fn run(self, jobs: &[&SendJob]) -> (Vec<(usize, Verdict)>, Calls) {
+    async fn run(self, deadline: Deadline) -> (Vec<(usize, Verdict)>, Calls) {
         let mut calls = Calls::default();
         let mut done = Vec::new();
         match self {
@@ -240,15 +222,17 @@ impl Work {
                 // too large fails.
                 let mut pending = vec![chunk];
                 while let Some(chunk) = pending.pop() {
+                    if !deadline.allows_call() {
+                        done.extend(chunk.iter().map(|(i, _)| (*i, Verdict::NotStarted)));
+                        continue;
+                    }
                     let emails: Vec<Email> = chunk.iter().map(|(_, e)| e.clone()).collect();
                     calls.api_batches += 1;
                     match client.send_batch(&emails).await {
                         Ok(items) => {
-                            for ((i, _), item) in chunk.iter().zip(items) {
-                                done.push((
-                                    *i,
-                                    verdict::api_item(item, &via, jobs[*i].recipient().as_str()),
-                                ));
+                            for ((i, email), item) in chunk.iter().zip(items) {
+                                let recipient = email.to.as_deref().unwrap_or_default();
+                                done.push((*i, verdict::api_item(item, &via, recipient)));
                             }
                         }
                         Err(e) if too_large(&e) && chunk.len() > 1 => {
@@ -262,11 +246,9 @@ impl Work {
                             pending.push(first);
                         }
                         Err(e) => {
-                            for (i, _) in &chunk {
-                                done.push((
-                                    *i,
-                                    verdict::api_call(&e, &via, jobs[*i].recipient().as_str()),
-                                ));
+                            for (i, email) in &chunk {
+                                let recipient = email.to.as_deref().unwrap_or_default();
+                                done.push((*i, verdict::api_call(&e, &via, recipient)));
                             }
                         }
                     }
@@ -277,12 +259,29 @@ impl Work {
                 via,
                 emails,
             } => {
-                let messages: Vec<Email> = emails.iter().map(|(_, e)| e.clone()).collect();
-                calls.smtp_messages += messages.len();
-                let answers = transport.send_all(&messages).await;
-                for ((i, _), answer) in emails.iter().zip(answers) {
-                    done.push((*i, verdict::smtp(answer, &via)));
-                }
+                let concurrency =
+                    usize::try_from(transport.config().max_connections.max(1)).unwrap_or(1);
+                let answers: Vec<(usize, Verdict)> = futures::stream::iter(emails)
+                    .map(|(i, email)| {
+                        let transport = transport.clone();
+                        let via = via.clone();
+                        async move {
+                            if !deadline.allows_call() {
+                                return (i, Verdict::NotStarted, false);
+                            }
+                            (i, verdict::smtp(transport.send(&email).await, &via), true)
+                        }
+                    })
+                    .buffered(concurrency)
+                    .map(|(i, v, started)| {
+                        if started {
+                            calls.smtp_messages += 1;
+                        }
+                        (i, v)
+                    })
+                    .collect()
+                    .await;
+                done.extend(answers);
             }
         }
         (done, calls)
@@ -312,6 +311,28 @@ fn fingerprint(
 }
 
 impl App {
+    /// A Postmark API client for a server's token (API servers; SMTP servers whose Server API Token
+    /// is known, for looking messages up).
+    pub(crate) fn api_client(
+        &self,
+        server: &EmailServer,
+        credentials: &ServerCredentials,
+    ) -> Result<PostmarkClient, Verdict> {
+        let Some(token) = credentials.api_token.clone() else {
+            return Err(Verdict::configuration(format!(
+                "email server {} has no Server API Token",
+                server.id
+            )));
+        };
+        PostmarkClient::with_http_client(
+            self.http.clone(),
+            self.config.postmark_api_url.clone(),
+            ServerToken::from(token),
+            self.config.postmark_timeout,
+        )
+        .map_err(|e| Verdict::configuration(verdict::chain(&e)))
+    }
+
     /// The pooled transport of an SMTP server (to `host`), built once and kept while its settings and
     /// credentials stay the same.
     async fn smtp_transport(

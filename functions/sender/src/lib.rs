@@ -1,4 +1,4 @@
-//! The sender function: send jobs from SQS to Postmark.
+//! The sender function: send jobs from SQS to Postmark, each sent once.
 //!
 //! One invocation takes one SQS batch and answers with the records SQS must deliver again (partial
 //! batch responses). Each record ends as exactly one of:
@@ -10,52 +10,56 @@
 //!   [`domain::jobs::skip_reason`]);
 //! - **failed**: Postmark refused it for good (406 inactive recipient, which also suppresses the
 //!   address; any other request error, with its code and message);
-//! - **retried**: listed in the answer, so that SQS delivers it again and, past the queue's limit,
-//!   moves it to the dead-letter queue: 429, 5xx, timeouts, store outages, and configuration errors
-//!   (no server for the type, a bad token, a missing secret), which are logged with
-//!   `error_kind = "configuration"` so that an alarm can fire, and go through once the setting is fixed.
+//! - **handed back**: listed in the answer with the time SQS keeps it invisible set on the message
+//!   (ChangeMessageVisibility): retryable failures (429, 5xx, store outages, configuration errors, which
+//!   are logged with `error_kind = "configuration"`) wait longer at every receive ([`backoff`]), jobs of
+//!   a server whose breaker is open wait for its pause ([`breaker`]), jobs the invocation's deadline left
+//!   no time for come back at once.
 //!
-//! A job is claimed with a conditional write before it is sent, so that the same job delivered twice
-//! (concurrently or after it was sent) is sent once; a crashed run's claim expires after a lease.
+//! **Sent once.** A job is claimed with a conditional write before anything is done with it; a job to be
+//! sent is `sending` from that claim on, listing the Postmark call (`send_id`) it is handed to. A call
+//! that ends so that Postmark may have accepted it (timeout or reset after the request, 502/504, an
+//! unreadable answer) leaves the job `unknown`; a run that dies leaves it `sending` until its lease
+//! ends. Either way the next attempt looks the call up in Postmark ([`resolve`]) before sending again.
 
+pub mod backoff;
+pub mod breaker;
 mod compose;
 mod config;
 mod deliver;
+mod record;
+mod resolve;
 mod verdict;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use domain::SuppressionReason;
-use domain::jobs::{SendJob, skip_reason};
+use domain::jobs::{SendJob, SkipReason, skip_reason};
 use domain::ports::RecipientStandings;
-use domain::servers::{EmailServer, ServerId};
-use domain::trace::Campaign;
+use domain::servers::{EmailServer, ServerId, route};
 use domain::tracking::TokenSigner;
 use futures::StreamExt;
 use postmark::smtp::SmtpTransport;
 use secrecy::ExposeSecret;
-use serde_json::json;
-use store::activity::{ActivityEntry, activity_item};
-use store::jobs::{Claimed, JobClaim, JobOutcome, Rejection};
+use store::jobs::{Claimed, JobClaim, SendAttempt};
 use store::servers::ServerSecrets;
 use store::{SecretCache, StoreError, Table};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+pub use backoff::Backoff;
+pub use breaker::{BreakerPolicy, Gate};
 pub use compose::Tracker;
 pub use config::{Config, ConfigError};
-pub use deliver::Calls;
+pub use deliver::{Calls, Deadline};
 pub use verdict::{Verdict, Via};
 
 /// Store writes in flight at once (claims, outcomes).
 const WRITES_IN_FLIGHT: usize = 32;
-/// Attempts at a write that must not be lost (an outcome, a counter).
-const WRITE_ATTEMPTS: u32 = 3;
 
 type Cached<T> = Mutex<Option<(Instant, Arc<T>)>>;
 /// A server's SMTP transport with the fingerprint of the settings it was built from.
@@ -68,6 +72,7 @@ pub struct App {
     pub table: Table,
     pub secrets: SecretCache,
     pub server_secrets: ServerSecrets,
+    sqs: aws_sdk_sqs::Client,
     http: reqwest::Client,
     servers: Cached<Vec<EmailServer>>,
     smtp: Mutex<HashMap<(ServerId, String), SmtpEntry>>,
@@ -76,8 +81,9 @@ pub struct App {
 impl App {
     pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Result<Self, ConfigError> {
         Self::with_clients(
-            aws_sdk_dynamodb::Client::new(sdk),
+            store::aws::dynamodb_client(sdk, &store::aws::StorePolicy::default()),
             aws_sdk_secretsmanager::Client::new(sdk),
+            aws_sdk_sqs::Client::new(sdk),
             config,
         )
     }
@@ -85,6 +91,7 @@ impl App {
     pub fn with_clients(
         dynamodb: aws_sdk_dynamodb::Client,
         secrets: aws_sdk_secretsmanager::Client,
+        sqs: aws_sdk_sqs::Client,
         config: Config,
     ) -> Result<Self, ConfigError> {
         let http = reqwest::Client::builder()
@@ -96,6 +103,7 @@ impl App {
             table: Table::new(dynamodb, config.table_name.clone()),
             server_secrets: ServerSecrets::new(secrets.clone(), config.secrets_prefix.clone()),
             secrets: SecretCache::new(secrets, config.secrets_ttl),
+            sqs,
             http,
             servers: Mutex::new(None),
             smtp: Mutex::new(HashMap::new()),
@@ -128,11 +136,61 @@ impl App {
     }
 }
 
+/// An SQS record with what handing it back needs.
+#[derive(Debug, Clone)]
+struct Received {
+    sqs_id: String,
+    receipt: Option<String>,
+    receive_count: u32,
+    queue_arn: Option<String>,
+}
+
+impl Received {
+    fn of(record: &SqsMessage, sqs_id: String) -> Self {
+        Self {
+            sqs_id,
+            receipt: record.receipt_handle.clone(),
+            receive_count: record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1),
+            queue_arn: record.event_source_arn.clone(),
+        }
+    }
+}
+
+/// What this run means to do with a valid job.
+#[derive(Debug, Clone)]
+enum Intent {
+    Skip(SkipReason),
+    /// Not to be sent now, for this reason (kept on the job: no server carries it, ...).
+    Hold(Verdict),
+    /// Send through `groups[group]`.
+    Send {
+        group: usize,
+    },
+}
+
 /// A job this run owns.
 struct Owned {
-    sqs_id: String,
+    received: Received,
     job: SendJob,
     token: String,
+    intent: Intent,
+    /// The call this run hands the job to, if it sends it.
+    send: Option<SendAttempt>,
+    /// Earlier calls that may have delivered it.
+    unresolved: Vec<SendAttempt>,
+}
+
+/// The run's calls: one per server and stream, each with its `send_id`.
+struct CallGroup<'s> {
+    server: &'s EmailServer,
+    stream: &'s domain::MessageStream,
+    attempt: SendAttempt,
+    gate: Gate,
+    breaker: store::breaker::BreakerState,
 }
 
 /// What the run did, for its log line.
@@ -143,65 +201,80 @@ struct Summary {
     duplicates: usize,
     already_done: usize,
     busy: usize,
+    paused: usize,
+    resolved_sent: usize,
     counts: BTreeMap<&'static str, usize>,
     calls: Calls,
 }
 
-/// The function's entry point: handles one SQS batch and answers with the records to deliver again.
+/// The records to deliver again, each with how long SQS keeps it invisible first.
+#[derive(Debug, Default)]
+struct HandBack(Vec<(Received, Duration)>);
+
+impl HandBack {
+    fn add(&mut self, received: Received, wait: Duration) {
+        self.0.push((received, wait));
+    }
+}
+
+/// The invocation's deadline (Lambda's epoch milliseconds) on this process's clock.
+pub fn deadline_of(epoch_ms: u64) -> Instant {
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX);
+    Instant::now() + Duration::from_millis(epoch_ms.saturating_sub(now_ms))
+}
+
+/// The function's entry point without a deadline (tests, local tools).
 pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
+    handle_until(app, event, None).await
+}
+
+/// The function's entry point: handles one SQS batch and answers with the records to deliver again.
+/// No Postmark call starts that would not end before `deadline`.
+pub async fn handle_until(
+    app: &App,
+    event: SqsEvent,
+    deadline: Option<Instant>,
+) -> SqsBatchResponse {
     let now = Utc::now();
-    let mut response = SqsBatchResponse::default();
+    let deadline = Deadline {
+        at: deadline.map(|d| d.checked_sub(app.config.deadline_margin).unwrap_or(d)),
+        call_budget: app.config.postmark_timeout,
+    };
     let mut summary = Summary {
         records: event.records.len(),
         ..Summary::default()
     };
+    let mut back = HandBack::default();
 
-    let mut valid: Vec<(String, SendJob)> = Vec::new();
-    let mut invalid = Vec::new();
-    let mut seen = HashSet::new();
-    for record in event.records {
-        let Some(sqs_id) = record.message_id.filter(|m| !m.is_empty()) else {
-            error!("an SQS record without a messageId cannot be acknowledged or retried; ignored");
-            continue;
-        };
-        let body = record.body.unwrap_or_default();
-        match SendJob::parse(&body, Some(&sqs_id)) {
-            Ok(job) if !seen.insert(job.id.clone()) => {
-                // The first record with this id carries the job; this copy needs nothing of its own.
-                info!(job_id = %job.id, sqs_id, "the same job twice in one batch; one is enough");
-                summary.duplicates += 1;
-            }
-            Ok(job) => valid.push((sqs_id, job)),
-            Err(e) => invalid.push((sqs_id, body, e)),
-        }
-    }
-
+    let (valid, invalid) = intake(event, &mut summary);
     summary.rejected = invalid.len();
-    for sqs_id in reject(app, invalid, now).await {
-        response.add_failure(sqs_id);
+    for received in reject(app, invalid, now).await {
+        back.add(received, Duration::ZERO);
+    }
+    if !valid.is_empty() {
+        run(app, valid, now, deadline, &mut summary, &mut back).await;
     }
 
-    let (owned, retry) = claim(app, valid, now, &mut summary).await;
-    for sqs_id in retry {
-        response.add_failure(sqs_id);
-    }
-    if !owned.is_empty() {
-        let verdicts = decide(app, &owned, &mut summary).await;
-        for sqs_id in record(app, &owned, verdicts, &mut summary).await {
-            response.add_failure(sqs_id);
-        }
-    }
-
+    let response = answer(app, back).await;
     info!(
         records = summary.records,
         rejected = summary.rejected,
         duplicates = summary.duplicates,
         already_done = summary.already_done,
         busy = summary.busy,
+        paused = summary.paused,
+        resolved_sent = summary.resolved_sent,
         sent = summary.counts.get("sent").copied().unwrap_or(0),
         skipped = summary.counts.get("skipped").copied().unwrap_or(0),
         failed = summary.counts.get("failed").copied().unwrap_or(0),
-        retried = response.batch_item_failures.len(),
+        unknown = summary.counts.get("unknown").copied().unwrap_or(0),
+        handed_back = response.batch_item_failures.len(),
         postmark_batches = summary.calls.api_batches,
         smtp_messages = summary.calls.smtp_messages,
         "batch handled"
@@ -209,22 +282,46 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
     response
 }
 
+type Invalid = (Received, String, domain::jobs::InvalidJob);
+
+/// Reads the records: valid jobs (one per job id), and what cannot be a job.
+fn intake(event: SqsEvent, summary: &mut Summary) -> (Vec<(Received, SendJob)>, Vec<Invalid>) {
+    let mut valid = Vec::new();
+    let mut invalid = Vec::new();
+    let mut seen = HashSet::new();
+    for record in event.records {
+        let Some(sqs_id) = record.message_id.clone().filter(|m| !m.is_empty()) else {
+            error!("an SQS record without a messageId cannot be acknowledged or retried; ignored");
+            continue;
+        };
+        let received = Received::of(&record, sqs_id.clone());
+        let body = record.body.unwrap_or_default();
+        match SendJob::parse(&body, Some(&sqs_id)) {
+            Ok(job) if !seen.insert(job.id.clone()) => {
+                // The first record with this id carries the job; this copy needs nothing of its own.
+                info!(job_id = %job.id, sqs_id, "the same job twice in one batch; one is enough");
+                summary.duplicates += 1;
+            }
+            Ok(job) => valid.push((received, job)),
+            Err(e) => invalid.push((received, body, e)),
+        }
+    }
+    (valid, invalid)
+}
+
 /// Records the invalid jobs; answers the records whose rejection could not be recorded (SQS keeps their
 /// body until it can be).
-async fn reject(
-    app: &App,
-    invalid: Vec<(String, String, domain::jobs::InvalidJob)>,
-    now: DateTime<Utc>,
-) -> Vec<String> {
+async fn reject(app: &App, invalid: Vec<Invalid>, now: DateTime<Utc>) -> Vec<Received> {
     futures::stream::iter(invalid)
-        .map(|(sqs_id, body, e)| async move {
+        .map(|(received, body, e)| async move {
+            let sqs_id = received.sqs_id.clone();
             let key_id = e
                 .id
                 .as_ref()
                 .map_or(sqs_id.as_str(), |id| id.as_str())
                 .to_owned();
             let reason = e.to_string();
-            let rejection = Rejection {
+            let rejection = store::jobs::Rejection {
                 key_id: &key_id,
                 sqs_message_id: &sqs_id,
                 reason: &reason,
@@ -238,7 +335,7 @@ async fn reject(
                 }
                 Err(err) => {
                     error!(sqs_id, reason, error = ?err, "a rejected job could not be recorded; SQS keeps it");
-                    Some(sqs_id)
+                    Some(received)
                 }
             }
         })
@@ -248,40 +345,254 @@ async fn reject(
         .await
 }
 
-/// Claims the valid jobs; answers those this run owns and the records to deliver again.
+/// The wait before a retryable failure's next attempt.
+fn retry_wait(app: &App, received: &Received) -> Duration {
+    app.config
+        .backoff
+        .delay(received.receive_count, backoff::unit())
+}
+
+/// Decides, claims, looks up, sends and records the valid jobs.
+async fn run(
+    app: &App,
+    valid: Vec<(Received, SendJob)>,
+    now: DateTime<Utc>,
+    deadline: Deadline,
+    summary: &mut Summary,
+    back: &mut HandBack,
+) {
+    let addresses: Vec<_> = valid.iter().map(|(_, j)| j.recipient().clone()).collect();
+    let standings = match app.table.standings(&addresses).await {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = ?e, "recipients' standing could not be read; the batch will be retried");
+            for (received, _) in valid {
+                let wait = retry_wait(app, &received);
+                back.add(received, wait);
+            }
+            return;
+        }
+    };
+    let servers = match app.servers().await {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = ?e, "email servers could not be read; the batch will be retried");
+            for (received, _) in valid {
+                let wait = retry_wait(app, &received);
+                back.add(received, wait);
+            }
+            return;
+        }
+    };
+
+    // What to do with each job, and the calls the sends go in.
+    let mut groups: Vec<CallGroup<'_>> = Vec::new();
+    let mut planned: Vec<(Received, SendJob, Intent)> = Vec::new();
+    for (received, job) in valid {
+        if let Some(reason) = skip_reason(job.email_type, standings.get(job.recipient().key())) {
+            planned.push((received, job, Intent::Skip(reason)));
+            continue;
+        }
+        let r = match route(
+            &servers,
+            job.email_type,
+            job.server_id.as_ref().map(ServerId::as_str),
+        ) {
+            Ok(r) => r,
+            Err(no_route) => {
+                let hold = Verdict::configuration(no_route.to_string());
+                planned.push((received, job, Intent::Hold(hold)));
+                continue;
+            }
+        };
+        let group = match groups
+            .iter()
+            .position(|g| g.server.id == r.server.id && g.stream == r.stream)
+        {
+            Some(g) => g,
+            None => {
+                // One breaker per server, whatever its streams.
+                let (gate, state) = match groups.iter().find(|g| g.server.id == r.server.id) {
+                    Some(g) => (g.gate, g.breaker),
+                    None => {
+                        breaker::gate(&app.table, &app.config.breaker, r.server.id.as_str(), now)
+                            .await
+                    }
+                };
+                groups.push(CallGroup {
+                    server: r.server,
+                    stream: r.stream,
+                    attempt: SendAttempt {
+                        server_id: r.server.id.to_string(),
+                        stream: r.stream.to_string(),
+                        send_id: uuid::Uuid::new_v4().simple().to_string(),
+                        // No call of this run can be accepted after its claims' lease.
+                        at: now
+                            + chrono::Duration::from_std(app.config.claim_lease)
+                                .unwrap_or_default(),
+                    },
+                    gate,
+                    breaker: state,
+                });
+                groups.len() - 1
+            }
+        };
+        planned.push((received, job, Intent::Send { group }));
+    }
+
+    // A paused server's jobs wait without a claim; a probe sends a few.
+    let mut probe_left: Vec<Option<usize>> = groups
+        .iter()
+        .map(|g| match g.gate {
+            Gate::Probe(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let mut to_claim = Vec::new();
+    for (received, job, intent) in planned {
+        if let Intent::Send { group } = intent {
+            let wait = match (groups[group].gate, probe_left[group].as_mut()) {
+                (Gate::Open(pause), _) => Some(pause.max(retry_wait(app, &received))),
+                (Gate::Probe(_), Some(0)) => Some(app.config.breaker.cooldown),
+                (Gate::Probe(_), Some(left)) => {
+                    *left -= 1;
+                    None
+                }
+                _ => None,
+            };
+            if let Some(wait) = wait {
+                summary.paused += 1;
+                back.add(received, wait);
+                continue;
+            }
+        }
+        to_claim.push((received, job, intent));
+    }
+
+    let mut owned = claim(app, &groups, to_claim, now, summary, back).await;
+    let mut verdicts: Vec<Option<Verdict>> = vec![None; owned.len()];
+    lookup(app, &servers, &owned, &mut verdicts, summary).await;
+
+    // Skips, and the sends.
+    let mut sends: Vec<Vec<(usize, &SendJob)>> = vec![Vec::new(); groups.len()];
+    for (i, o) in owned.iter().enumerate() {
+        if verdicts[i].is_some() {
+            continue;
+        }
+        match &o.intent {
+            Intent::Skip(reason) => verdicts[i] = Some(Verdict::Skipped(*reason)),
+            Intent::Hold(v) => verdicts[i] = Some(v.clone()),
+            Intent::Send { group } => sends[*group].push((i, &o.job)),
+        }
+    }
+    let tracker = if sends
+        .iter()
+        .flatten()
+        .any(|(_, j)| j.track_opens || j.track_clicks)
+    {
+        match app.tracker().await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                error!(error = ?e, "the tracking key could not be read");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let call_groups: Vec<deliver::Group<'_>> = groups
+        .iter()
+        .zip(sends)
+        .filter(|(_, jobs)| !jobs.is_empty())
+        .map(|(g, jobs)| deliver::Group {
+            server: g.server,
+            stream: g.stream,
+            send_id: g.attempt.send_id.clone(),
+            jobs,
+        })
+        .collect();
+    let (delivered, calls) = deliver::deliver(app, call_groups, tracker.as_ref(), deadline).await;
+    summary.calls = calls;
+    for (i, v) in delivered {
+        verdicts[i] = Some(v);
+    }
+    let verdicts: Vec<Verdict> = verdicts
+        .into_iter()
+        .map(|v| v.unwrap_or_else(|| Verdict::retry("no verdict (internal error)")))
+        .collect();
+
+    record_breakers(app, &groups, &owned, &verdicts, now).await;
+    for (o, v) in owned.iter().zip(&verdicts) {
+        *summary.counts.entry(v.name()).or_default() += 1;
+        log_verdict(&o.job, v);
+    }
+    let waits = record::record(app, &mut owned, &verdicts).await;
+    for (o, wait) in owned.into_iter().zip(waits) {
+        if let Some(wait) = wait {
+            back.add(o.received, wait);
+        }
+    }
+}
+
+/// Claims the jobs; answers those this run owns, and hands back the others that need another delivery.
 async fn claim(
     app: &App,
-    valid: Vec<(String, SendJob)>,
+    groups: &[CallGroup<'_>],
+    jobs: Vec<(Received, SendJob, Intent)>,
     now: DateTime<Utc>,
     summary: &mut Summary,
-) -> (Vec<Owned>, Vec<String>) {
-    let results: Vec<(String, SendJob, String, Result<Claimed, StoreError>)> =
-        futures::stream::iter(valid)
-            .map(|(sqs_id, job)| async move {
-                let token = uuid::Uuid::new_v4().simple().to_string();
-                let result = app
-                    .table
-                    .claim_job(&JobClaim {
-                        id: &job.id,
-                        token: &token,
-                        recipient: job.recipient(),
-                        email_type: job.email_type,
-                        campaign: job.campaign.as_ref(),
-                        subscriber_id: job.subscriber_id.as_deref(),
-                        now,
-                        lease: app.config.claim_lease,
-                    })
-                    .await;
-                (sqs_id, job, token, result)
-            })
-            .buffer_unordered(WRITES_IN_FLIGHT)
-            .collect()
-            .await;
+    back: &mut HandBack,
+) -> Vec<Owned> {
+    type Answer = (
+        Received,
+        SendJob,
+        Intent,
+        String,
+        Result<Claimed, StoreError>,
+    );
+    let results: Vec<Answer> = futures::stream::iter(jobs)
+        .map(|(received, job, intent)| async move {
+            let token = uuid::Uuid::new_v4().simple().to_string();
+            let send = match &intent {
+                Intent::Send { group } => Some(&groups[*group].attempt),
+                Intent::Skip(_) | Intent::Hold(_) => None,
+            };
+            let result = app
+                .table
+                .claim_job(&JobClaim {
+                    id: &job.id,
+                    token: &token,
+                    recipient: job.recipient(),
+                    email_type: job.email_type,
+                    campaign: job.campaign.as_ref(),
+                    subscriber_id: job.subscriber_id.as_deref(),
+                    now,
+                    lease: app.config.claim_lease,
+                    send,
+                })
+                .await;
+            (received, job, intent, token, result)
+        })
+        .buffer_unordered(WRITES_IN_FLIGHT)
+        .collect()
+        .await;
     let mut owned = Vec::new();
-    let mut retry = Vec::new();
-    for (sqs_id, job, token, result) in results {
+    for (received, job, intent, token, result) in results {
         match result {
-            Ok(Claimed::Owned) => owned.push(Owned { sqs_id, job, token }),
+            Ok(Claimed::Owned { unresolved }) => {
+                let send = match &intent {
+                    Intent::Send { group } => Some(groups[*group].attempt.clone()),
+                    Intent::Skip(_) | Intent::Hold(_) => None,
+                };
+                owned.push(Owned {
+                    received,
+                    job,
+                    token,
+                    intent,
+                    send,
+                    unresolved,
+                });
+            }
             Ok(Claimed::Done(status)) => {
                 info!(job_id = %job.id, status = status.as_str(), "job already done; acknowledged");
                 summary.already_done += 1;
@@ -289,195 +600,129 @@ async fn claim(
             Ok(Claimed::Busy { lease_until }) => {
                 info!(job_id = %job.id, lease_until, "job claimed by another run; SQS will deliver it again");
                 summary.busy += 1;
-                retry.push(sqs_id);
+                let left = lease_until.saturating_sub(now.timestamp()).max(1);
+                back.add(
+                    received,
+                    Duration::from_secs(u64::try_from(left).unwrap_or(1)),
+                );
             }
             Err(e) => {
                 error!(job_id = %job.id, error = ?e, "job could not be claimed; SQS will deliver it again");
-                retry.push(sqs_id);
+                let wait = retry_wait(app, &received);
+                back.add(received, wait);
             }
         }
     }
-    (owned, retry)
+    owned
 }
 
-/// Decides every owned job: skipped, or sent (or not) through its server.
-async fn decide(app: &App, owned: &[Owned], summary: &mut Summary) -> Vec<Verdict> {
-    let addresses: Vec<_> = owned.iter().map(|o| o.job.recipient().clone()).collect();
-    let standings = match app.table.standings(&addresses).await {
-        Ok(s) => s,
-        Err(e) => {
-            error!(error = ?e, "recipients' standing could not be read; the batch will be retried");
-            let v = Verdict::retry(format!(
-                "recipients' standing could not be read: {}",
-                verdict::chain(&e)
-            ));
-            return vec![v; owned.len()];
-        }
-    };
-    let mut verdicts: Vec<Option<Verdict>> = owned
-        .iter()
-        .map(|o| {
-            skip_reason(o.job.email_type, standings.get(o.job.recipient().key()))
-                .map(Verdict::Skipped)
-        })
-        .collect();
-    let to_send: Vec<usize> = (0..owned.len())
-        .filter(|&i| verdicts[i].is_none())
-        .collect();
-    if !to_send.is_empty() {
-        match app.servers().await {
-            Ok(servers) => {
-                let tracker = if to_send
-                    .iter()
-                    .any(|&i| owned[i].job.track_opens || owned[i].job.track_clicks)
-                {
-                    match app.tracker().await {
-                        Ok(t) => Some(t),
-                        Err(e) => {
-                            error!(error = ?e, "the tracking key could not be read");
-                            None
-                        }
-                    }
-                } else {
-                    None
-                };
-                let jobs: Vec<&SendJob> = to_send.iter().map(|&i| &owned[i].job).collect();
-                let (sent, calls) = deliver::deliver(app, &jobs, &servers, tracker.as_ref()).await;
-                summary.calls = calls;
-                for (&i, v) in to_send.iter().zip(sent) {
-                    verdicts[i] = Some(v);
-                }
-            }
-            Err(e) => {
-                error!(error = ?e, "email servers could not be read; the batch will be retried");
-                for &i in &to_send {
-                    verdicts[i] = Some(Verdict::retry(format!(
-                        "email servers could not be read: {}",
-                        verdict::chain(&e)
-                    )));
-                }
-            }
-        }
-    }
-    verdicts
-        .into_iter()
-        .map(|v| v.unwrap_or_else(|| Verdict::retry("no verdict (internal error)")))
-        .collect()
-}
-
-fn outcome(v: &Verdict) -> JobOutcome {
-    match v {
-        Verdict::Sent { message_id, via } => JobOutcome::Sent {
-            message_id: message_id.clone(),
-            server_id: via.server_id.clone(),
-            stream: via.stream.clone(),
-        },
-        Verdict::Skipped(reason) => JobOutcome::Skipped {
-            reason: reason.to_string(),
-        },
-        Verdict::Failed {
-            reason,
-            error_code,
-            via,
-            ..
-        } => JobOutcome::Failed {
-            reason: reason.clone(),
-            error_code: *error_code,
-            server_id: via.as_ref().map(|v| v.server_id.clone()),
-            stream: via.as_ref().map(|v| v.stream.clone()),
-        },
-        Verdict::Retry {
-            reason, error_code, ..
-        } => JobOutcome::Retrying {
-            reason: reason.clone(),
-            error_code: *error_code,
-        },
-    }
-}
-
-async fn with_retries<T, F, Fut>(mut write: F) -> Result<T, StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, StoreError>>,
-{
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match write().await {
-            Err(e) if e.is_transient() && attempt < WRITE_ATTEMPTS => {
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Writes every outcome, the suppressions of 406 answers, the activity entries and the campaign
-/// counters; answers the records to deliver again.
-async fn record(
+/// Looks up in Postmark the jobs that earlier calls may have delivered; decides those it can.
+async fn lookup(
     app: &App,
+    servers: &[EmailServer],
     owned: &[Owned],
-    verdicts: Vec<Verdict>,
+    verdicts: &mut [Option<Verdict>],
     summary: &mut Summary,
-) -> Vec<String> {
-    let now = Utc::now();
-    let written: Vec<(usize, Result<bool, StoreError>)> =
-        futures::stream::iter(owned.iter().zip(&verdicts).enumerate())
-            .map(|(i, (o, v))| async move {
-                let outcome = outcome(v);
-                let result = with_retries(|| {
-                    app.table
-                        .record_job_outcome(&o.job.id, &o.token, &outcome, now)
-                })
-                .await;
-                (i, result)
-            })
-            .buffer_unordered(WRITES_IN_FLIGHT)
-            .collect()
-            .await;
-
-    let mut retry = Vec::new();
-    let mut counted = vec![false; owned.len()];
-    for (i, result) in written {
-        let (o, v) = (&owned[i], &verdicts[i]);
-        *summary.counts.entry(v.name()).or_default() += 1;
-        log_verdict(o, v);
-        match (result, v) {
-            (Ok(true), Verdict::Retry { .. }) => retry.push(o.sqs_id.clone()),
-            (Ok(true), _) => counted[i] = true,
-            (Ok(false), _) => {
-                error!(job_id = %o.job.id, verdict = v.name(), "the job's claim was lost to another run (lease too short?); its outcome is not recorded");
+) {
+    let pending: Vec<usize> = (0..owned.len())
+        .filter(|&i| !owned[i].unresolved.is_empty())
+        .collect();
+    if pending.is_empty() {
+        return;
+    }
+    let jobs: Vec<(&str, &[SendAttempt])> = pending
+        .iter()
+        .map(|&i| (owned[i].job.id.as_str(), owned[i].unresolved.as_slice()))
+        .collect();
+    let resolutions = resolve::resolve(app, servers, &jobs, Utc::now()).await;
+    for (&i, resolution) in pending.iter().zip(resolutions) {
+        match resolution {
+            resolve::Resolution::Sent { message_id, via } => {
+                info!(job_id = %owned[i].job.id, message_id, "an earlier call delivered the job; not sent again");
+                summary.resolved_sent += 1;
+                verdicts[i] = Some(Verdict::Sent {
+                    message_id: Some(message_id),
+                    via,
+                });
             }
-            (Err(e), Verdict::Retry { .. }) => {
-                error!(job_id = %o.job.id, error = ?e, "the job's claim could not be released; it goes again once its lease ends");
-                retry.push(o.sqs_id.clone());
-            }
-            (Err(e), _) => {
-                // Delivering it again would send it again: acknowledged, and logged in full instead.
-                error!(job_id = %o.job.id, verdict = ?v, error = ?e, "the job's outcome could not be recorded");
-            }
+            resolve::Resolution::NotSent => {}
+            resolve::Resolution::Decided(v) => verdicts[i] = Some(v),
         }
     }
-
-    suppress_inactive(app, owned, &verdicts, now).await;
-    let entries: Vec<_> = owned
-        .iter()
-        .zip(&verdicts)
-        .zip(&counted)
-        .filter(|(_, c)| **c)
-        .filter_map(|((o, v), _)| activity(o, v, now))
-        .map(|(email, entry)| activity_item(&email, &entry))
-        .collect();
-    if !entries.is_empty()
-        && let Err(e) = with_retries(|| app.table.batch_put(entries.clone())).await
-    {
-        error!(error = ?e, count = entries.len(), "activity entries could not be written");
-    }
-    count(app, owned, &verdicts, &counted).await;
-    retry
 }
 
-fn log_verdict(o: &Owned, v: &Verdict) {
+/// Tells each server's breaker how its calls went.
+async fn record_breakers(
+    app: &App,
+    groups: &[CallGroup<'_>],
+    owned: &[Owned],
+    verdicts: &[Verdict],
+    now: DateTime<Utc>,
+) {
+    let mut seen: Vec<&str> = Vec::new();
+    for group in groups {
+        // One record per server, whatever its streams.
+        let server_id = group.attempt.server_id.as_str();
+        if seen.contains(&server_id) {
+            continue;
+        }
+        seen.push(server_id);
+        let mut health = breaker::Health::default();
+        for (o, v) in owned.iter().zip(verdicts) {
+            if !matches!(o.intent, Intent::Send { group } if groups[group].attempt.server_id == server_id)
+            {
+                continue;
+            }
+            match v {
+                Verdict::Sent { .. } | Verdict::Failed { via: Some(_), .. } => health.answered += 1,
+                Verdict::Unknown { .. }
+                | Verdict::Retry {
+                    configuration: false,
+                    ..
+                } => health.failed += 1,
+                _ => {}
+            }
+        }
+        if let Err(e) = breaker::record(
+            &app.table,
+            &app.config.breaker,
+            server_id,
+            health,
+            &group.breaker,
+            now,
+        )
+        .await
+        {
+            warn!(server_id = group.attempt.server_id, error = ?e, "the breaker could not be updated");
+        }
+    }
+}
+
+/// Sets the waits of the handed-back records and answers them as batch item failures.
+async fn answer(app: &App, back: HandBack) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    let queue_url = app.config.queue_url.clone().or_else(|| {
+        back.0
+            .iter()
+            .find_map(|(r, _)| r.queue_arn.as_deref().and_then(backoff::queue_url_of_arn))
+    });
+    let waits: Vec<(String, Duration)> = back
+        .0
+        .iter()
+        .filter_map(|(r, wait)| r.receipt.clone().map(|h| (h, *wait)))
+        .collect();
+    if let Some(url) = queue_url
+        && !waits.is_empty()
+    {
+        backoff::set_visibility(&app.sqs, &url, &waits).await;
+    }
+    for (r, _) in back.0 {
+        response.add_failure(r.sqs_id);
+    }
+    response
+}
+
+fn log_verdict(job: &SendJob, v: &Verdict) {
     match v {
         Verdict::Retry {
             reason,
@@ -485,8 +730,8 @@ fn log_verdict(o: &Owned, v: &Verdict) {
             configuration: true,
         } => error!(
             error_kind = "configuration",
-            job_id = %o.job.id,
-            email_type = %o.job.email_type,
+            job_id = %job.id,
+            email_type = %job.email_type,
             reason,
             error_code,
             "job not sent: configuration error; it is retried and goes through once the configuration is fixed"
@@ -494,107 +739,25 @@ fn log_verdict(o: &Owned, v: &Verdict) {
         Verdict::Retry {
             reason, error_code, ..
         } => {
-            warn!(job_id = %o.job.id, reason, error_code, "job not sent for now; SQS will deliver it again")
+            warn!(job_id = %job.id, reason, error_code, "job not sent for now; SQS will deliver it again")
         }
         Verdict::Failed {
             reason, error_code, ..
-        } => warn!(job_id = %o.job.id, reason, error_code, "job failed permanently"),
-        Verdict::Skipped(reason) => info!(job_id = %o.job.id, reason = %reason, "job skipped"),
+        } => warn!(job_id = %job.id, reason, error_code, "job failed permanently"),
+        Verdict::Skipped(reason) => info!(job_id = %job.id, reason = %reason, "job skipped"),
         Verdict::Sent { message_id, via } => {
-            info!(job_id = %o.job.id, message_id, server_id = via.server_id, stream = via.stream, "job sent");
+            info!(job_id = %job.id, message_id, server_id = via.server_id, stream = via.stream, "job sent");
         }
+        Verdict::Unknown { reason, via } => warn!(
+            job_id = %job.id, reason, server_id = via.server_id,
+            "Postmark may have accepted the job; it is looked up before any new send"
+        ),
+        Verdict::NotStarted => {
+            info!(job_id = %job.id, "no time left in the invocation; handed back")
+        }
+        Verdict::Unresolved { reason, delay } => info!(
+            job_id = %job.id, reason, delay_secs = delay.as_secs(),
+            "an earlier call is not looked up yet; handed back"
+        ),
     }
-}
-
-/// Postmark said the recipient is inactive (406): it is suppressed here too, so that later jobs are
-/// skipped without asking Postmark.
-async fn suppress_inactive(app: &App, owned: &[Owned], verdicts: &[Verdict], now: DateTime<Utc>) {
-    let inactive = owned
-        .iter()
-        .zip(verdicts)
-        .filter(|(_, v)| matches!(v, Verdict::Failed { suppress: true, .. }))
-        .map(|(o, _)| o.job.recipient().clone())
-        .collect::<Vec<_>>();
-    futures::stream::iter(inactive)
-        .for_each_concurrent(WRITES_IN_FLIGHT, |address| async move {
-            let write = app
-                .table
-                .suppress_op(&address, SuppressionReason::InactiveRecipient, now);
-            let result = match write {
-                Ok(op) => with_retries(|| app.table.transact(vec![op.clone()])).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = result {
-                error!(address = address.as_str(), error = ?e, "an inactive recipient could not be suppressed");
-            }
-        })
-        .await;
-}
-
-fn activity(o: &Owned, v: &Verdict, now: DateTime<Utc>) -> Option<(String, ActivityEntry)> {
-    let job = &o.job;
-    let (kind, detail) = match v {
-        Verdict::Sent { message_id, via } => (
-            "sent",
-            json!({
-                "job_id": job.id, "message_id": message_id, "subject": job.subject,
-                "campaign": job.campaign, "server_id": via.server_id, "stream": via.stream,
-            }),
-        ),
-        Verdict::Skipped(reason) => (
-            "skipped",
-            json!({ "job_id": job.id, "reason": reason.to_string(), "campaign": job.campaign }),
-        ),
-        Verdict::Failed {
-            reason, error_code, ..
-        } => (
-            "send_failed",
-            json!({ "job_id": job.id, "reason": reason, "error_code": error_code, "campaign": job.campaign }),
-        ),
-        Verdict::Retry { .. } => return None,
-    };
-    Some((
-        job.recipient().key().to_owned(),
-        ActivityEntry {
-            at: now,
-            id: format!("{kind}:{}", job.id),
-            kind: kind.to_owned(),
-            detail,
-        },
-    ))
-}
-
-/// Adds the batch's `sent`, `failed` and `skipped` to each campaign: one update per campaign per batch,
-/// on a shard picked by one of its job ids, so that concurrent batches spread over the shards.
-async fn count(app: &App, owned: &[Owned], verdicts: &[Verdict], counted: &[bool]) {
-    let mut per_campaign: BTreeMap<(&str, &str), (&Campaign, &str, [i64; 3])> = BTreeMap::new();
-    for ((o, v), _) in owned.iter().zip(verdicts).zip(counted).filter(|(_, c)| **c) {
-        let Some(campaign) = &o.job.campaign else {
-            continue;
-        };
-        let slot = match v {
-            Verdict::Sent { .. } => 0,
-            Verdict::Failed { .. } => 1,
-            Verdict::Skipped(_) => 2,
-            Verdict::Retry { .. } => continue,
-        };
-        let entry = per_campaign
-            .entry((campaign.kind.as_str(), campaign.id.as_str()))
-            .or_insert((campaign, o.job.id.as_str(), [0; 3]));
-        entry.1 = entry.1.min(o.job.id.as_str());
-        entry.2[slot] += 1;
-    }
-    futures::stream::iter(per_campaign.into_values())
-        .for_each_concurrent(WRITES_IN_FLIGHT, |(campaign, spread, [sent, failed, skipped])| async move {
-            let counters: Vec<(&str, i64)> = [("sent", sent), ("failed", failed), ("skipped", skipped)]
-                .into_iter()
-                .filter(|(_, n)| *n > 0)
-                .collect();
-            if let Err(e) =
-                with_retries(|| app.table.add_campaign_counters(campaign, spread, &counters)).await
-            {
-                error!(campaign = ?campaign, counters = ?counters, error = ?e, "campaign counters could not be added");
-            }
-        })
-        .await;
 }

@@ -13,7 +13,8 @@ async fn main() -> Result<(), Error> {
     let app = App::new(&store::aws::load_config().await, config)?;
     let app = &app;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(sender::handle(app, event.payload).await)
+        let deadline = sender::deadline_of(event.context.deadline);
+        Ok::<_, Error>(sender::handle_until(app, event.payload, Some(deadline)).await)
     }))
     .await
 }

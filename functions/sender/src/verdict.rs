@@ -35,6 +35,18 @@ pub enum Verdict {
         error_code: Option<i64>,
         configuration: bool,
     },
+    /// The call ended so that Postmark may have accepted the message (a timeout or a reset after the
+    /// request was written, a 502/504, an answer that could not be read): it is looked up in Postmark
+    /// before it is ever sent again.
+    Unknown { reason: String, via: Via },
+    /// Not handed to Postmark: the invocation's deadline left no time for the call.
+    NotStarted,
+    /// Not decided yet: an earlier call that may have delivered the job could not be looked up in
+    /// Postmark yet (its search may not show it yet, or the search failed). Tried again after `delay`.
+    Unresolved {
+        reason: String,
+        delay: std::time::Duration,
+    },
 }
 
 impl Verdict {
@@ -60,6 +72,9 @@ impl Verdict {
             Self::Skipped(_) => "skipped",
             Self::Failed { .. } => "failed",
             Self::Retry { .. } => "retry",
+            Self::Unknown { .. } => "unknown",
+            Self::NotStarted => "not_started",
+            Self::Unresolved { .. } => "unresolved",
         }
     }
 }
@@ -127,6 +142,13 @@ fn api_error(e: &ApiError, via: &Via, recipient: &str) -> Verdict {
 /// What a failed API call means for every message it carried. `None` for a batch that was too large:
 /// the caller splits it.
 pub fn api_call(e: &PostmarkError, via: &Via, recipient: &str) -> Verdict {
+    // Sending again could deliver twice: the message is looked up in Postmark first.
+    if e.may_have_been_accepted() {
+        return Verdict::Unknown {
+            reason: chain(e),
+            via: via.clone(),
+        };
+    }
     if let Some(api) = e.api_error() {
         return api_error(api, via, recipient);
     }
@@ -134,9 +156,8 @@ pub fn api_call(e: &PostmarkError, via: &Via, recipient: &str) -> Verdict {
     match e.class() {
         ErrorClass::Retryable => Verdict::retry(reason),
         ErrorClass::Configuration | ErrorClass::BlockedByNetwork => Verdict::configuration(reason),
-        // An answer that cannot be read may hide accepted messages: sending again could deliver twice.
         _ => Verdict::Failed {
-            reason: format!("{reason} (the message may have been accepted; not retried)"),
+            reason,
             error_code: None,
             via: Some(via.clone()),
             suppress: false,
@@ -167,6 +188,12 @@ pub fn smtp(outcome: Result<SmtpReceipt, SmtpError>, via: &Via) -> Verdict {
         Err(e) => e,
     };
     let reason = chain(&e);
+    if e.may_have_been_accepted() {
+        return Verdict::Unknown {
+            reason,
+            via: via.clone(),
+        };
+    }
     let error_code = match &e {
         SmtpError::Send { code, .. } => code.map(i64::from),
         _ => None,

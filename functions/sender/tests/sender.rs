@@ -66,12 +66,15 @@ async fn twelve_hundred_jobs_go_out_in_three_batch_calls_at_about_two_requests_e
         "AWS requests for 1200 emails: {total} ({:.3} per email): {requests:?}",
         total as f64 / 1200.0
     );
-    // One claim and one outcome per email; the standing read, activity entries and counters batched.
+    // One claim per email; the outcomes with their campaign counter, 99 to a transaction; the standing
+    // read and the activity entries batched; the server's breaker read once.
+    assert_eq!(env.t.aws.requests.count("UpdateItem"), 1200, "{requests:?}");
     assert_eq!(
-        env.t.aws.requests.count("UpdateItem"),
-        2 * 1200 + 1,
+        env.t.aws.requests.count("TransactWriteItems"),
+        1200_u64.div_ceil(99),
         "{requests:?}"
     );
+    assert_eq!(env.t.aws.requests.count("GetItem"), 1, "{requests:?}");
     assert_eq!(env.t.aws.requests.count("BatchGetItem"), 12, "{requests:?}");
     assert_eq!(
         env.t.aws.requests.count("BatchWriteItem"),
@@ -180,8 +183,10 @@ async fn each_outcome_of_a_mixed_batch_ends_as_the_contract_says() {
         "{reason}"
     );
 
+    // A 500 without Postmark's error body may come from a gateway after Postmark took the message: the
+    // job is looked up before it is sent again.
     let flaky = env.job("mixed-500").await;
-    assert_eq!(get_s(&flaky, "status"), Some("retrying"));
+    assert_eq!(get_s(&flaky, "status"), Some("unknown"));
     assert!(get_s(&flaky, "reason").unwrap().contains("500"));
 
     let failed = env
@@ -228,9 +233,10 @@ async fn rate_limits_outages_and_dropped_connections_are_retried() {
             .rule(FaultRule::new(FaultAction::Drop).times(1)),
     );
     let records = vec![record(&broadcast("retry-1", "r1@example.org"))];
-    for _ in 0..3 {
+    // 429 and 503: Postmark did not take it. A connection closed after the request: it may have.
+    for status in [JobStatus::Retrying, JobStatus::Retrying, JobStatus::Unknown] {
         assert_eq!(env.run(&records).await, ["sqs-retry-1"]);
-        assert_eq!(env.status("retry-1").await, Some(JobStatus::Retrying));
+        assert_eq!(env.status("retry-1").await, Some(status));
     }
     assert!(env.run(&records).await.is_empty());
     assert_eq!(env.status("retry-1").await, Some(JobStatus::Sent));
@@ -337,13 +343,14 @@ async fn a_crashed_runs_claim_holds_until_its_lease_ends() {
                     subscriber_id: None,
                     now: Utc::now() - chrono::Duration::minutes(minutes_ago),
                     lease: Duration::from_secs(15 * 60),
+                    send: None,
                 })
                 .await
                 .unwrap()
         }
     };
-    assert_eq!(claim("lease-live", 1).await, Claimed::Owned);
-    assert_eq!(claim("lease-stale", 60).await, Claimed::Owned);
+    assert_eq!(claim("lease-live", 1).await, Claimed::owned());
+    assert_eq!(claim("lease-stale", 60).await, Claimed::owned());
 
     let failures = env
         .run(&[

@@ -5,12 +5,18 @@
 //!
 //! | status | meaning | attributes |
 //! |---|---|---|
-//! | `claimed` | a sender run owns it until `lease_until` (epoch seconds) | `claim_token`, `attempts`, `claimed_at` |
+//! | `claimed` | a sender run owns it until `lease_until` (epoch seconds), to decide it (skip) | `claim_token`, `attempts`, `claimed_at` |
+//! | `sending` | a sender run owns it until `lease_until` and is calling Postmark with it | as `claimed`, plus `sends` |
+//! | `unknown` | the last call may have reached Postmark (timeout, reset, 502/504, unreadable answer) | `reason`, `sends` |
 //! | `retrying` | the last attempt failed in a way worth retrying; SQS will deliver it again | `reason`, `error_code` |
 //! | `sent` | Postmark accepted it | `message_id`, `sent_at`, `server_id`, `stream` |
 //! | `skipped` | not sent: the recipient is suppressed or inactive | `reason` |
 //! | `failed` | Postmark refused it for good | `reason`, `error_code`, `server_id`, `stream` |
 //! | `rejected` | the job could not be read or is invalid | `reason`, `body` (raw, cut at 300 KB) |
+//!
+//! `sends` lists every Postmark call the job was handed to (`server_id`, `stream`, `send_id`, `at`); every
+//! message carries its call's `send_id` in its metadata. A job found `sending` with its lease run out,
+//! or `unknown`, is looked up in Postmark by those ids before it is sent again (see the sender).
 //!
 //! Every status carries `job_id`, `updated_at` and, once known, `recipient`, `email_type`,
 //! `campaign_kind`/`campaign_id` and `subscriber_id`, which the webhook function reads. After the claim
@@ -18,19 +24,21 @@
 //! `last_event`, `events`, ...) is never lost. Failed and rejected jobs are also in the sparse index
 //! `gsi1pk = JOBS#{status}`, `gsi1sk = {timestamp}#{job id}`, to be listed newest first.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
+    AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use domain::trace::Campaign;
 use domain::{EmailAddress, EmailType, JobId};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
 
 use crate::activity::sortable_time;
-use crate::error::{StoreError, classify};
+use crate::error::{StoreError, classify, classify_transaction};
 use crate::events::job_key;
 use crate::schema::{GSI1, GSI1_PK, GSI1_SK, PK};
 use crate::table::{Item, Page, PageQuery, Table, get_n, get_s, n, s};
@@ -45,7 +53,11 @@ const BATCH_WRITE_ROUNDS: usize = 8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobStatus {
     Claimed,
+    /// Claimed by an attempt that is about to call Postmark, or is calling it.
+    Sending,
     Retrying,
+    /// The last call may or may not have reached Postmark; looked up before any new send.
+    Unknown,
     Sent,
     Skipped,
     Failed,
@@ -56,7 +68,9 @@ impl JobStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Claimed => "claimed",
+            Self::Sending => "sending",
             Self::Retrying => "retrying",
+            Self::Unknown => "unknown",
             Self::Sent => "sent",
             Self::Skipped => "skipped",
             Self::Failed => "failed",
@@ -67,7 +81,9 @@ impl JobStatus {
     pub fn parse(text: &str) -> Option<Self> {
         [
             Self::Claimed,
+            Self::Sending,
             Self::Retrying,
+            Self::Unknown,
             Self::Sent,
             Self::Skipped,
             Self::Failed,
@@ -103,17 +119,42 @@ pub struct JobClaim<'a> {
     pub subscriber_id: Option<&'a str>,
     pub now: DateTime<Utc>,
     pub lease: Duration,
+    /// `Some` when the attempt means to send: the job is then `sending` from the claim on, so that an
+    /// attempt that dies after its Postmark call leaves a job whose outcome is looked up in Postmark
+    /// before it is ever sent again.
+    pub send: Option<&'a SendAttempt>,
+}
+
+/// One Postmark call a job goes out in: its server and stream, and the `send_id` the call's messages
+/// carry in their metadata, so that one search by metadata finds every message of the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendAttempt {
+    pub server_id: String,
+    pub stream: String,
+    pub send_id: String,
+    pub at: DateTime<Utc>,
 }
 
 /// The answer to a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claimed {
-    /// This attempt owns the job.
-    Owned,
+    /// This attempt owns the job. `unresolved` lists the earlier calls that may have delivered it (the
+    /// job was left `sending` by an attempt that died, or its call ended ambiguously): they must be
+    /// looked up in Postmark before the job is sent again.
+    Owned { unresolved: Vec<SendAttempt> },
     /// The job is done with (`sent`, `skipped`, `failed`, `rejected`).
     Done(JobStatus),
     /// Another attempt owns the job until `lease_until` (epoch seconds).
     Busy { lease_until: i64 },
+}
+
+impl Claimed {
+    /// A claim with nothing to look up first.
+    pub fn owned() -> Self {
+        Self::Owned {
+            unresolved: Vec::new(),
+        }
+    }
 }
 
 /// How an owned job ended.
@@ -138,6 +179,13 @@ pub enum JobOutcome {
         reason: String,
         error_code: Option<i64>,
     },
+    /// Not done, and Postmark may have accepted it (a timeout or a reset after the request, a 502/504, an
+    /// unreadable answer), or an earlier call that may have could not be looked up yet: the next attempt
+    /// looks `pending` up in Postmark before sending.
+    Unknown {
+        reason: String,
+        pending: Vec<SendAttempt>,
+    },
 }
 
 impl JobOutcome {
@@ -147,8 +195,28 @@ impl JobOutcome {
             Self::Skipped { .. } => JobStatus::Skipped,
             Self::Failed { .. } => JobStatus::Failed,
             Self::Retrying { .. } => JobStatus::Retrying,
+            Self::Unknown { .. } => JobStatus::Unknown,
         }
     }
+}
+
+/// One owned job's outcome, with the campaign counter it moves.
+#[derive(Debug, Clone)]
+pub struct OutcomeWrite<'a> {
+    pub id: &'a JobId,
+    pub token: &'a str,
+    pub outcome: JobOutcome,
+    /// The campaign whose `sent`/`failed`/`skipped` counter this outcome adds one to.
+    pub campaign: Option<&'a Campaign>,
+}
+
+/// What became of an outcome write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeRecorded {
+    /// Written (or found written by this attempt: a write whose answer was lost and that was sent again).
+    Written,
+    /// The claim was lost meanwhile (the lease ran out and another attempt took the job): nothing written.
+    ClaimLost,
 }
 
 /// A job that could not be read or is invalid, as it is recorded.
@@ -218,19 +286,106 @@ impl UpdateBuilder {
     }
 }
 
+/// Attributes of a job item that the claim and outcome writes use.
+const PENDING_SENDS: &str = "pending_sends";
+const CLAIM_TOKEN: &str = "claim_token";
+const LEASE_UNTIL: &str = "lease_until";
+/// Outcome updates per transaction, with room for the campaign counter (DynamoDB allows 100 items).
+const OUTCOMES_PER_TRANSACTION: usize = 99;
+
+fn send_attempt_value(send: &SendAttempt) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("server_id".to_owned(), s(&send.server_id)),
+        ("stream".to_owned(), s(&send.stream)),
+        ("send_id".to_owned(), s(&send.send_id)),
+        ("at".to_owned(), s(sortable_time(send.at))),
+    ]))
+}
+
+fn send_attempts_value(sends: &[SendAttempt]) -> AttributeValue {
+    AttributeValue::L(sends.iter().map(send_attempt_value).collect())
+}
+
+/// The calls a job item lists as possibly delivered.
+fn pending_sends(item: &Item) -> Vec<SendAttempt> {
+    let Some(AttributeValue::L(list)) = item.get(PENDING_SENDS) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|v| v.as_m().ok())
+        .filter_map(|m| {
+            let text = |name: &str| m.get(name).and_then(|v| v.as_s().ok()).cloned();
+            Some(SendAttempt {
+                server_id: text("server_id")?,
+                stream: text("stream")?,
+                send_id: text("send_id")?,
+                at: text("at")
+                    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                    .map(|t| t.with_timezone(&Utc))?,
+            })
+        })
+        .collect()
+}
+
+/// The campaign counter an outcome adds one to.
+fn outcome_counter(outcome: &JobOutcome) -> Option<&'static str> {
+    match outcome {
+        JobOutcome::Sent { .. } => Some("sent"),
+        JobOutcome::Failed { .. } => Some("failed"),
+        JobOutcome::Skipped { .. } => Some("skipped"),
+        JobOutcome::Retrying { .. } | JobOutcome::Unknown { .. } => None,
+    }
+}
+
+/// An error with its causes, for an error that stands for several writes.
+fn error_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// A transaction's idempotency token: the same writes give the same token, so that DynamoDB answers a
+/// transaction sent again after a lost answer without applying it twice.
+fn request_token(writes: &[&OutcomeWrite<'_>]) -> String {
+    let mut h = Sha256::new();
+    for w in writes {
+        h.update(w.id.as_str().as_bytes());
+        h.update([0]);
+        h.update(w.token.as_bytes());
+        h.update([0]);
+    }
+    let digest = h.finalize();
+    digest.iter().take(18).map(|b| format!("{b:02x}")).collect()
+}
+
 impl Table {
     /// Claims a job for one attempt: a conditional update that succeeds when the job is new, waits for a
-    /// retry, was claimed by an attempt whose lease has run out (a crashed run), or was rejected (a
-    /// producer sending a corrected job under the same id). An item without a status holds only what
-    /// webhook events wrote, never a claim of ours: it is claimable too.
+    /// retry, is `unknown`, was claimed by an attempt whose lease has run out (a crashed run), was
+    /// rejected (a producer sending a corrected job under the same id), or was claimed by this very
+    /// attempt (the claim's answer was lost and the claim sent again). An item without a status holds
+    /// only what webhook events wrote, never a claim of ours: it is claimable too.
+    ///
+    /// The calls listed in the item's `pending_sends` before this claim come back as
+    /// [`Claimed::Owned`]'s `unresolved`: an earlier attempt handed the job to them and nobody knows yet
+    /// whether Postmark accepted it.
     pub async fn claim_job(&self, claim: &JobClaim<'_>) -> Result<Claimed, StoreError> {
         let now_secs = claim.now.timestamp();
         let lease_until = now_secs + i64::try_from(claim.lease.as_secs()).unwrap_or(i64::MAX / 2);
         let at = sortable_time(claim.now);
+        let status = if claim.send.is_some() {
+            JobStatus::Sending
+        } else {
+            JobStatus::Claimed
+        };
         let mut u = UpdateBuilder::default();
-        u.set("status", s(JobStatus::Claimed.as_str()))
-            .set("claim_token", s(claim.token))
-            .set("lease_until", n(lease_until))
+        u.set("status", s(status.as_str()))
+            .set(CLAIM_TOKEN, s(claim.token))
+            .set(LEASE_UNTIL, n(lease_until))
             .set("claimed_at", s(&at))
             .set("updated_at", s(&at))
             .set("job_id", s(claim.id.as_str()))
@@ -239,6 +394,19 @@ impl Table {
             .set_opt("campaign_kind", claim.campaign.map(|c| s(c.kind.as_str())))
             .set_opt("campaign_id", claim.campaign.map(|c| s(&c.id)))
             .set_opt("subscriber_id", claim.subscriber_id.map(s));
+        if let Some(send) = claim.send {
+            u.names
+                .insert(format!("#{PENDING_SENDS}"), PENDING_SENDS.into());
+            u.set.push(format!(
+                "#{PENDING_SENDS} = list_append(if_not_exists(#{PENDING_SENDS}, :no_sends), :this_send)"
+            ));
+            u.values
+                .insert(":no_sends".into(), AttributeValue::L(Vec::new()));
+            u.values.insert(
+                ":this_send".into(),
+                AttributeValue::L(vec![send_attempt_value(send)]),
+            );
+        }
         // What a rejection of an earlier, invalid body under the same id left.
         for attribute in [
             "body",
@@ -253,12 +421,16 @@ impl Table {
         u.names.insert("#pk".into(), PK.into());
         u.names.insert("#attempts".into(), "attempts".into());
         u.values.insert(":one".into(), n(1));
-        u.values
-            .insert(":retrying".into(), s(JobStatus::Retrying.as_str()));
-        u.values
-            .insert(":rejected".into(), s(JobStatus::Rejected.as_str()));
-        u.values
-            .insert(":claimed".into(), s(JobStatus::Claimed.as_str()));
+        u.values.insert(":token".into(), s(claim.token));
+        for st in [
+            JobStatus::Retrying,
+            JobStatus::Rejected,
+            JobStatus::Unknown,
+            JobStatus::Claimed,
+            JobStatus::Sending,
+        ] {
+            u.values.insert(format!(":{}", st.as_str()), s(st.as_str()));
+        }
         u.values.insert(":now".into(), n(now_secs));
         let result = self
             .client()
@@ -268,16 +440,28 @@ impl Table {
             .update_expression(u.expression(" ADD #attempts :one"))
             .condition_expression(
                 "attribute_not_exists(#pk) OR attribute_not_exists(#status) \
-                 OR #status IN (:retrying, :rejected) \
-                 OR (#status = :claimed AND #lease_until < :now)",
+                 OR #status IN (:retrying, :rejected, :unknown) \
+                 OR (#status IN (:claimed, :sending) AND #lease_until < :now) \
+                 OR #claim_token = :token",
             )
             .set_expression_attribute_names(Some(u.names))
             .set_expression_attribute_values(Some(u.values))
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         let err = match result {
-            Ok(_) => return Ok(Claimed::Owned),
+            Ok(out) => {
+                let old = out.attributes.unwrap_or_default();
+                let mut unresolved = pending_sends(&old);
+                if get_s(&old, CLAIM_TOKEN) == Some(claim.token)
+                    && let Some(send) = claim.send
+                {
+                    // This claim was applied before (its answer was lost): its own call is not earlier.
+                    unresolved.retain(|p| p.send_id != send.send_id);
+                }
+                return Ok(Claimed::Owned { unresolved });
+            }
             Err(e) => e,
         };
         let old = err.as_service_error().and_then(|e| match e {
@@ -295,34 +479,34 @@ impl Table {
         };
         let item = item.unwrap_or_default();
         Ok(match get_s(&item, "status").and_then(JobStatus::parse) {
-            Some(JobStatus::Claimed) => Claimed::Busy {
-                lease_until: get_n(&item, "lease_until"),
+            Some(JobStatus::Claimed | JobStatus::Sending) => Claimed::Busy {
+                lease_until: get_n(&item, LEASE_UNTIL),
             },
             Some(status) if status.is_final() && status != JobStatus::Rejected => {
                 Claimed::Done(status)
             }
-            // Retrying again, or an item with no status of ours (written by events only): a concurrent
-            // attempt changed it between our write and our read; let SQS come back.
+            // Retrying or unknown again, or an item with no status of ours (written by events only): a
+            // concurrent attempt changed it between our write and our read; let SQS come back.
             _ => Claimed::Busy {
                 lease_until: now_secs,
             },
         })
     }
 
-    /// Records how an owned job ended. Returns false when the claim was lost meanwhile (the lease ran
-    /// out and another attempt took the job): then nothing is written.
-    pub async fn record_job_outcome(
+    /// The update that records an owned job's outcome, conditional on the claim still being this
+    /// attempt's.
+    fn outcome_update(
         &self,
         id: &JobId,
         token: &str,
         outcome: &JobOutcome,
         at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> (Item, UpdateBuilder) {
         let time = sortable_time(at);
         let mut u = UpdateBuilder::default();
         u.set("status", s(outcome.status().as_str()))
             .set("updated_at", s(&time))
-            .remove("lease_until");
+            .remove(LEASE_UNTIL);
         match outcome {
             JobOutcome::Sent {
                 message_id,
@@ -334,10 +518,13 @@ impl Table {
                     .set("stream", s(stream))
                     .set_opt("message_id", message_id.as_deref().map(s))
                     .remove("reason")
-                    .remove("error_code");
+                    .remove("error_code")
+                    .remove(PENDING_SENDS);
             }
             JobOutcome::Skipped { reason } => {
-                u.set("skipped_at", s(&time)).set("reason", s(reason));
+                u.set("skipped_at", s(&time))
+                    .set("reason", s(reason))
+                    .remove(PENDING_SENDS);
             }
             JobOutcome::Failed {
                 reason,
@@ -351,37 +538,262 @@ impl Table {
                     .set_opt("server_id", server_id.as_deref().map(s))
                     .set_opt("stream", stream.as_deref().map(s))
                     .set(GSI1_PK, s(status_index_pk(JobStatus::Failed)))
-                    .set(GSI1_SK, s(format!("{time}#{id}")));
+                    .set(GSI1_SK, s(format!("{time}#{id}")))
+                    .remove(PENDING_SENDS);
             }
             JobOutcome::Retrying { reason, error_code } => {
+                // Nothing this attempt handed to Postmark can have been accepted, and whatever earlier
+                // attempts left pending was looked up before this one sent: nothing is pending now.
                 u.set("reason", s(reason))
-                    .set_opt("error_code", error_code.map(n));
+                    .set_opt("error_code", error_code.map(n))
+                    .remove(PENDING_SENDS);
                 if error_code.is_none() {
                     u.remove("error_code");
                 }
             }
+            JobOutcome::Unknown { reason, pending } => {
+                u.set("reason", s(reason))
+                    .set(PENDING_SENDS, send_attempts_value(pending))
+                    .remove("error_code");
+            }
         }
-        u.names.insert("#claim_token".into(), "claim_token".into());
+        u.names.insert("#claim_token".into(), CLAIM_TOKEN.into());
         u.values.insert(":token".into(), s(token));
         u.values
             .insert(":claimed".into(), s(JobStatus::Claimed.as_str()));
+        u.values
+            .insert(":sending".into(), s(JobStatus::Sending.as_str()));
+        (job_key(id.as_str()), u)
+    }
+
+    const OUTCOME_CONDITION: &'static str =
+        "#claim_token = :token AND #status IN (:claimed, :sending)";
+
+    /// Whether the job item shows this attempt's outcome already written (a write sent again after its
+    /// answer was lost finds its own result).
+    async fn outcome_applied(
+        &self,
+        id: &JobId,
+        token: &str,
+        outcome: &JobOutcome,
+    ) -> Result<bool, StoreError> {
+        let item = self.get(job_key(id.as_str()), true).await?;
+        Ok(item.is_some_and(|i| {
+            get_s(&i, CLAIM_TOKEN) == Some(token)
+                && get_s(&i, "status") == Some(outcome.status().as_str())
+        }))
+    }
+
+    /// Records how an owned job ended, on its own (no campaign counter).
+    pub async fn record_job_outcome(
+        &self,
+        id: &JobId,
+        token: &str,
+        outcome: &JobOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<OutcomeRecorded, StoreError> {
+        let (key, u) = self.outcome_update(id, token, outcome, at);
         let result = self
             .client()
             .update_item()
             .table_name(self.name())
-            .set_key(Some(job_key(id.as_str())))
+            .set_key(Some(key))
             .update_expression(u.expression(""))
-            .condition_expression("#claim_token = :token AND #status = :claimed")
+            .condition_expression(Self::OUTCOME_CONDITION)
             .set_expression_attribute_names(Some(u.names))
             .set_expression_attribute_values(Some(u.values))
             .send()
             .await
             .map_err(classify);
         match result {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
+            Ok(_) => Ok(OutcomeRecorded::Written),
+            Err(StoreError::ConditionFailed) => {
+                if self.outcome_applied(id, token, outcome).await? {
+                    Ok(OutcomeRecorded::Written)
+                } else {
+                    Ok(OutcomeRecorded::ClaimLost)
+                }
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// Records the outcomes of owned jobs. Each outcome that moves a campaign counter is written in one
+    /// transaction with that counter (up to 99 outcomes and one counter update per transaction), so that
+    /// a job is counted exactly when its outcome is recorded, whatever fails in between; the others are
+    /// single conditional updates. One answer per write, in order.
+    pub async fn record_outcomes(
+        &self,
+        writes: &[OutcomeWrite<'_>],
+        at: DateTime<Utc>,
+    ) -> Vec<Result<OutcomeRecorded, StoreError>> {
+        let mut answers: Vec<Option<Result<OutcomeRecorded, StoreError>>> =
+            (0..writes.len()).map(|_| None).collect();
+        let mut by_campaign: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+        let mut single = Vec::new();
+        for (i, w) in writes.iter().enumerate() {
+            match (w.campaign, outcome_counter(&w.outcome)) {
+                (Some(c), Some(_)) => by_campaign
+                    .entry((c.kind.as_str(), c.id.as_str()))
+                    .or_default()
+                    .push(i),
+                _ => single.push(i),
+            }
+        }
+        let chunks: Vec<Vec<usize>> = by_campaign
+            .into_values()
+            .flat_map(|ix| {
+                ix.chunks(OUTCOMES_PER_TRANSACTION)
+                    .map(<[usize]>::to_vec)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let grouped: Vec<Vec<(usize, Result<OutcomeRecorded, StoreError>)>> =
+            futures::stream::iter(chunks)
+                .map(|chunk| async move {
+                    let outcomes = self.record_counted(writes, &chunk, at).await;
+                    chunk.into_iter().zip(outcomes).collect()
+                })
+                .buffer_unordered(8)
+                .collect()
+                .await;
+        for (i, r) in grouped.into_iter().flatten() {
+            answers[i] = Some(r);
+        }
+        let singles: Vec<(usize, Result<OutcomeRecorded, StoreError>)> =
+            futures::stream::iter(single)
+                .map(|i| async move {
+                    let w = &writes[i];
+                    (
+                        i,
+                        self.record_job_outcome(w.id, w.token, &w.outcome, at).await,
+                    )
+                })
+                .buffer_unordered(32)
+                .collect()
+                .await;
+        for (i, r) in singles {
+            answers[i] = Some(r);
+        }
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| Err(StoreError::Other("outcome not written".into()))))
+            .collect()
+    }
+
+    /// One campaign's outcomes and their counter in one transaction. An outcome whose claim was lost
+    /// cancels the transaction; it is left out and the rest written again.
+    async fn record_counted(
+        &self,
+        writes: &[OutcomeWrite<'_>],
+        chunk: &[usize],
+        at: DateTime<Utc>,
+    ) -> Vec<Result<OutcomeRecorded, StoreError>> {
+        let mut lost = vec![false; chunk.len()];
+        loop {
+            let live: Vec<usize> = (0..chunk.len()).filter(|&k| !lost[k]).collect();
+            if live.is_empty() {
+                return lost
+                    .iter()
+                    .map(|_| Ok(OutcomeRecorded::ClaimLost))
+                    .collect();
+            }
+            let members: Vec<&OutcomeWrite<'_>> = live.iter().map(|&k| &writes[chunk[k]]).collect();
+            match self.counted_transaction(&members, at).await {
+                Ok(()) => {
+                    return lost
+                        .iter()
+                        .map(|l| {
+                            Ok(if *l {
+                                OutcomeRecorded::ClaimLost
+                            } else {
+                                OutcomeRecorded::Written
+                            })
+                        })
+                        .collect();
+                }
+                Err(e) => {
+                    let failed: Vec<usize> = (0..live.len())
+                        .filter(|&j| e.condition_failed_at(j))
+                        .collect();
+                    if failed.is_empty() {
+                        let text = error_text(&e);
+                        let transient = e.is_transient();
+                        return (0..chunk.len())
+                            .map(|_| {
+                                Err(if transient {
+                                    StoreError::Transient(text.clone().into())
+                                } else {
+                                    StoreError::Other(text.clone().into())
+                                })
+                            })
+                            .collect();
+                    }
+                    // A transaction is all or nothing: if any of its outcomes shows this attempt's result,
+                    // an earlier sending of this very transaction was applied whole.
+                    let w = members[failed[0]];
+                    match self.outcome_applied(w.id, w.token, &w.outcome).await {
+                        Ok(true) => {
+                            return lost
+                                .iter()
+                                .map(|l| {
+                                    Ok(if *l {
+                                        OutcomeRecorded::ClaimLost
+                                    } else {
+                                        OutcomeRecorded::Written
+                                    })
+                                })
+                                .collect();
+                        }
+                        Ok(false) => {
+                            for j in failed {
+                                lost[live[j]] = true;
+                            }
+                        }
+                        Err(read) => {
+                            let text = error_text(&read);
+                            return (0..chunk.len())
+                                .map(|_| Err(StoreError::Transient(text.clone().into())))
+                                .collect();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn counted_transaction(
+        &self,
+        members: &[&OutcomeWrite<'_>],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut items = Vec::with_capacity(members.len() + 1);
+        let mut counters: BTreeMap<&'static str, i64> = BTreeMap::new();
+        for w in members {
+            let (key, u) = self.outcome_update(w.id, w.token, &w.outcome, at);
+            items.push(self.update_op(
+                key,
+                &u.expression(""),
+                Some(Self::OUTCOME_CONDITION),
+                u.names,
+                u.values,
+            )?);
+            if let Some(c) = outcome_counter(&w.outcome) {
+                *counters.entry(c).or_default() += 1;
+            }
+        }
+        if let Some(campaign) = members.first().and_then(|w| w.campaign) {
+            let counters: Vec<(&str, i64)> = counters.into_iter().collect();
+            items.push(self.campaign_add_op(campaign, members[0].id.as_str(), &counters)?);
+        }
+        self.client()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(request_token(members))
+            .send()
+            .await
+            .map_err(classify_transaction)?;
+        Ok(())
     }
 
     /// Records a job that could not be read or is invalid, with its reason and raw body. A job item
@@ -515,7 +927,9 @@ mod tests {
     fn statuses_round_trip() {
         for s in [
             JobStatus::Claimed,
+            JobStatus::Sending,
             JobStatus::Retrying,
+            JobStatus::Unknown,
             JobStatus::Sent,
             JobStatus::Skipped,
             JobStatus::Failed,

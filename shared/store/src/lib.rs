@@ -4,6 +4,7 @@
 
 pub mod activity;
 pub mod aws;
+pub mod breaker;
 pub mod error;
 pub mod events;
 pub mod jobs;

@@ -9,6 +9,7 @@
 //! | subscriber | `SUB#{email}` | `PROFILE` | `SUPPRESSED` / `{reason}#{email}` while suppressed (sparse) | status and counters of an address; batched standing read before sending; suppression list, filtered by reason |
 //! | activity entry | `SUB#{email}` | `ACT#{timestamp}#{event}` | | activity log of an address, newest first, paginated; an event seen once (the entry of an event whose key fixes its time is its dedup record) |
 //! | job / message state | `JOB#{job id}` | `JOB` | `JOBS#{outcome}` / `{timestamp}#{job id}` for rejected and failed jobs (sparse) | claim before sending (lease), outcome by id, message state for webhook events, rejected and failed jobs listed |
+//! | server breaker | `BREAKER#{server id}` | `BREAKER` | | consecutive failed Postmark calls of a server, its pause and probe slot, shared by concurrent senders |
 //! | message alias | `MSG#{Postmark MessageID}` | `MSG` | | from a webhook's MessageID to its job when the metadata is missing |
 //! | counter shard | `STATS#{broadcast\|sequence}#{id}` | `SHARD#{n}` | | per-campaign counters, spread over shards so no item takes a whole storm |
 //! | link counter shard | `STATS#{kind}#{id}` | `LINK#{link hash}#{n}` | | clicks per link |

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use deploy_checks::{
     Intrinsic, Resource, Template, Value, allowed_actions, at, intrinsic, repo_root,
@@ -614,6 +615,73 @@ fn the_send_queue_fits_the_sender() {
             .property(&["ComparisonOperator"])
             .and_then(Value::as_str),
         Some("GreaterThanThreshold")
+    );
+}
+
+/// The sender's timing settings agree: a claim outlives its invocation and lapses before SQS hands the
+/// job out again; at least one Postmark call fits in an invocation with its deadline margin; the retry
+/// schedule, with the queue's maxReceiveCount, rides out a day of Postmark outage before anything reaches
+/// the dead-letter queue, and the queue keeps messages longer than that schedule.
+#[test]
+fn the_senders_timings_ride_out_a_day_of_outage() {
+    let t = template();
+    let sender = resource(&t, "SenderFunction");
+    let env = t.function_environment(sender);
+    let setting = |name: &str| {
+        env.iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| t.number(v))
+            .unwrap_or_else(|| panic!("the sender's {name}"))
+    };
+    let timeout = t
+        .function_setting(sender, &["Timeout"])
+        .and_then(|v| t.number(v))
+        .expect("the sender's Timeout");
+    let queue = resource(&t, "SendQueue");
+    let number = |path: &[&str]| {
+        queue
+            .property(path)
+            .and_then(|v| t.number(v))
+            .unwrap_or_else(|| panic!("the queue's {path:?}"))
+    };
+    let (visibility, max_receive, retention) = (
+        number(&["VisibilityTimeout"]),
+        number(&["RedrivePolicy", "maxReceiveCount"]),
+        number(&["MessageRetentionPeriod"]),
+    );
+    let (lease, call, margin) = (
+        setting("CLAIM_LEASE_SECONDS"),
+        setting("POSTMARK_TIMEOUT_SECONDS"),
+        setting("DEADLINE_MARGIN_SECONDS"),
+    );
+    assert!(
+        lease > timeout,
+        "claim lease {lease} s ≤ timeout {timeout} s"
+    );
+    assert!(
+        lease < visibility,
+        "claim lease {lease} s ≥ visibility {visibility} s"
+    );
+    assert!(
+        call + margin < timeout,
+        "a {call} s call with a {margin} s margin does not fit in {timeout} s"
+    );
+    let schedule = sender::Backoff {
+        base: Duration::from_secs_f64(setting("RETRY_BASE_SECONDS")),
+        max: Duration::from_secs_f64(setting("RETRY_MAX_SECONDS")),
+    };
+    let receives = max_receive as u32;
+    let rides_out = schedule.rides_out(receives);
+    assert!(
+        rides_out >= Duration::from_secs(24 * 3600),
+        "{receives} receives ride out only {} h",
+        rides_out.as_secs() / 3600
+    );
+    let longest: Duration = (1..receives).map(|n| schedule.ceiling(n)).sum();
+    assert!(
+        Duration::from_secs_f64(retention) > longest,
+        "the queue drops messages after {retention} s, before the schedule's {} s end",
+        longest.as_secs()
     );
 }
 

@@ -164,6 +164,7 @@ impl Stack {
         let sender = sender::App::with_clients(
             t.aws.dynamodb.clone(),
             t.aws.secrets.clone(),
+            t.aws.sqs.clone(),
             sender::Config {
                 table_name: t.table.name().to_owned(),
                 secrets_prefix: prefix,
@@ -176,6 +177,11 @@ impl Stack {
                 servers_ttl: Duration::from_secs(30),
                 postmark_timeout: Duration::from_secs(10),
                 smtp_connections: 2,
+                search_settle: Duration::from_secs(120),
+                deadline_margin: Duration::from_secs(10),
+                backoff: sender::Backoff::default(),
+                breaker: sender::BreakerPolicy::default(),
+                queue_url: None,
             },
         )
         .expect("the sender's app");

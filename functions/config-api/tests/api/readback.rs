@@ -6,7 +6,7 @@ use domain::trace::{Campaign, CampaignKind};
 use domain::{EmailAddress, EmailType, JobId, SuppressionReason};
 use serde_json::{Value, json};
 use store::activity::ActivityEntry;
-use store::jobs::{Claimed, JobClaim, JobOutcome, Rejection};
+use store::jobs::{Claimed, JobClaim, JobOutcome, Rejection, OutcomeRecorded};
 
 use crate::support::TestApp;
 
@@ -329,14 +329,19 @@ async fn jobs_read_back_as_the_sender_wrote_them() {
             subscriber_id: Some("sub-7"),
             now: at,
             lease: std::time::Duration::from_secs(60),
+            send: None,
         };
-        assert_eq!(app.t.table.claim_job(&claim).await.unwrap(), Claimed::Owned);
-        assert!(
+        assert_eq!(
+            app.t.table.claim_job(&claim).await.unwrap(),
+            Claimed::owned()
+        );
+        assert_eq!(
             app.t
                 .table
                 .record_job_outcome(&job_id, "attempt-token", &outcome, at)
                 .await
-                .unwrap()
+                .unwrap(),
+            OutcomeRecorded::Written
         );
     }
     app.t

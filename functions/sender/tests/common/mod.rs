@@ -11,6 +11,7 @@ use domain::servers::{EmailServer, ServerId};
 use domain::{EmailAddress, SuppressionReason};
 use postmark_sim::{ServerConfig, ServerSummary, SimOptions, Simulator};
 use secrecy::SecretString;
+use sender::{Backoff, BreakerPolicy};
 use serde_json::{Value, json};
 use store::jobs::JobStatus;
 use store::servers::{ServerCredentials, ServerSecrets};
@@ -48,6 +49,12 @@ pub fn config(t: &TestTable, sim: &Simulator, prefix: &str, tracking_secret: &st
         servers_ttl: Duration::ZERO,
         postmark_timeout: Duration::from_secs(10),
         smtp_connections: 2,
+        // The simulator's search shows a message as soon as it is accepted.
+        search_settle: Duration::ZERO,
+        deadline_margin: Duration::from_secs(10),
+        backoff: Backoff::default(),
+        breaker: BreakerPolicy::default(),
+        queue_url: None,
     }
 }
 
@@ -88,8 +95,13 @@ impl Env {
                 .webhooks_enabled(false),
         );
         let config = config(&t, &sim, &prefix, &tracking_secret);
-        let app = App::with_clients(t.aws.dynamodb.clone(), t.aws.secrets.clone(), config)
-            .expect("the app builds");
+        let app = App::with_clients(
+            t.aws.dynamodb.clone(),
+            t.aws.secrets.clone(),
+            t.aws.sqs.clone(),
+            config,
+        )
+        .expect("the app builds");
         let mut env = Self {
             t,
             sim,
@@ -123,6 +135,7 @@ impl Env {
         App::with_clients(
             self.t.aws.dynamodb.clone(),
             self.t.aws.secrets.clone(),
+            self.t.aws.sqs.clone(),
             config(&self.t, &self.sim, &self.prefix, &self.tracking_secret),
         )
         .unwrap()
