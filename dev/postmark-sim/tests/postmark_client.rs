@@ -307,3 +307,77 @@ async fn smtp_faults_after_data_leave_the_transport_in_doubt() {
         .unwrap_err();
     assert!(!refused.may_have_been_accepted(), "550: {refused:?}");
 }
+
+#[tokio::test]
+async fn the_client_finds_a_calls_messages_by_send_id() {
+    let (sim, _) = with_server(None).await;
+    let postmark = client(&sim, TOKEN);
+    let batch: Vec<Email> = ["ada@example.org", "bob@example.org"]
+        .into_iter()
+        .enumerate()
+        .map(|(n, to)| {
+            message(to)
+                .metadata("job_id", format!("j-{n}"))
+                .metadata("send_id", "s-42")
+                .message_stream("broadcast")
+        })
+        .collect();
+    sim.set_faults(Faults::seeded(1).rule(FaultRule::new(FaultAction::AcceptThenDrop).times(1)));
+    let lost = postmark.send_batch(&batch).await.unwrap_err();
+    assert!(lost.may_have_been_accepted(), "{lost:?}");
+    postmark.send(&message("carol@example.org")).await.unwrap();
+
+    let search = postmark::OutboundSearch::new(500)
+        .stream("broadcast")
+        .metadata("send_id", "s-42");
+    let found = postmark.search_outbound(&search).await.unwrap();
+    assert_eq!(found.total_count, 2);
+    let mut jobs: Vec<&str> = found
+        .messages
+        .iter()
+        .map(|m| m.metadata["job_id"].as_str())
+        .collect();
+    jobs.sort_unstable();
+    assert_eq!(jobs, ["j-0", "j-1"]);
+    assert!(
+        found
+            .messages
+            .iter()
+            .all(|m| m.metadata["send_id"] == "s-42"
+                && m.message_stream.as_deref() == Some("broadcast")
+                && m.status.as_deref() == Some("Sent"))
+    );
+    let default_stream = postmark
+        .search_outbound(&postmark::OutboundSearch::new(10).metadata("send_id", "s-42"))
+        .await
+        .unwrap();
+    assert_eq!(
+        default_stream.total_count, 0,
+        "broadcast is not searched by default"
+    );
+
+    let details = postmark
+        .outbound_message_details(&found.messages[0].message_id)
+        .await
+        .unwrap();
+    assert_eq!(details.message_events[0].kind, "Delivered");
+    assert_eq!(details.text_body.as_deref(), Some("Hello"));
+    let missing = postmark
+        .outbound_message_details("no-such-message")
+        .await
+        .unwrap_err();
+    assert!(
+        missing
+            .api_error()
+            .is_some_and(|api| api.is_message_not_found()),
+        "{missing:?}"
+    );
+    let refused = postmark
+        .search_outbound(&postmark::OutboundSearch::new(501))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        refused,
+        postmark::PostmarkError::InvalidSearch { .. }
+    ));
+}
