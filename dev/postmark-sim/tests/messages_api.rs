@@ -204,7 +204,7 @@ async fn only_the_outbound_stream_unless_named() {
     broadcast["MessageStream"] = json!("broadcast");
     let broadcast = send(&sim, &broadcast).await;
     let (_, default) = search(&sim, "count=10&offset=0&metadata_job_id=j-1").await;
-    assert_eq!(ids(&default), [transactional.clone()]);
+    assert_eq!(ids(&default), [transactional.as_str()]);
     let (_, named) = search(&sim, "count=10&offset=0&messagestream=broadcast").await;
     assert_eq!(ids(&named), [broadcast]);
     let (_, outbound) = search(&sim, "count=10&offset=0&MessageStream=outbound").await;
@@ -231,7 +231,7 @@ async fn dates_are_read_as_eastern_time() {
         )
     };
     let (_, around) = search(&sim, &window(-1, 1)).await;
-    assert_eq!(ids(&around), [id.clone()], "the Eastern wall-clock minute");
+    assert_eq!(ids(&around), [id.as_str()], "the Eastern wall-clock minute");
     let (_, before) = search(&sim, &window(-120, -60)).await;
     assert!(ids(&before).is_empty());
     let (_, after) = search(&sim, &window(1, 2)).await;
@@ -268,7 +268,7 @@ async fn messages_appear_only_after_the_search_delay() {
     assert_eq!(sim.messages().len(), 1, "accepted all the same");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, page) = search(&sim, "count=10&offset=0&metadata_job_id=j-1").await;
-    assert_eq!(ids(&page), [id.clone()]);
+    assert_eq!(ids(&page), [id.as_str()]);
     assert_eq!(
         get(&sim, &format!("/messages/outbound/{id}/details"))
             .await
