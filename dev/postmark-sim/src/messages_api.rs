@@ -263,12 +263,15 @@ pub(crate) async fn search(
     .await?;
     let search = parse_search(query.as_deref())?;
     let now = Utc::now();
-    let log = lock(&sim.messages);
-    let mut matching: Vec<&Arc<StoredMessage>> = log
+    // Filter outside the lock: sends must not wait for a search over a long log.
+    let own: Vec<Arc<StoredMessage>> = lock(&sim.messages)
         .iter()
-        .filter(|message| {
-            message.server_id == server.id && visible(&sim, message, now) && search.matches(message)
-        })
+        .filter(|message| message.server_id == server.id)
+        .cloned()
+        .collect();
+    let mut matching: Vec<&Arc<StoredMessage>> = own
+        .iter()
+        .filter(|message| visible(&sim, message, now) && search.matches(message))
         .collect();
     matching.reverse();
     let total = matching.len();
@@ -278,7 +281,6 @@ pub(crate) async fn search(
         .take(usize::try_from(search.count).unwrap_or(usize::MAX))
         .map(|message| Value::Object(summary(message)))
         .collect();
-    drop(log);
     Ok(json_reply(
         200,
         &json!({ "TotalCount": total, "Messages": page }),
