@@ -10,6 +10,7 @@ mod config;
 pub mod mapping;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use domain::automation::automated_reason;
@@ -20,6 +21,7 @@ use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use secrecy::ExposeSecret;
 use serde_json::json;
+use store::aws::StorePolicy;
 use store::events::Recorded;
 use store::{SecretCache, StoreError, Table};
 use tracing::{error, info, warn};
@@ -36,18 +38,26 @@ pub const PIXEL_GIF: &[u8] = &[
     0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
+/// How long a native open or click waits for the store before answering without it.
+pub const DEFAULT_NATIVE_STORE_BUDGET: Duration = Duration::from_millis(800);
+
 /// Clients and configuration, built once per cold start.
 #[derive(Clone, Debug)]
 pub struct App {
     pub config: Arc<Config>,
     pub table: Table,
     pub secrets: SecretCache,
+    /// The time a native open or click gives the store: past it, the person gets the pixel or the
+    /// redirect and the count is lost (logged).
+    pub native_store_budget: Duration,
 }
 
 impl App {
+    /// The function's clients: DynamoDB through [`store::aws::dynamodb_client`] with the default
+    /// [`StorePolicy`], Secrets Manager read through a stale-tolerant cache.
     pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Self {
         Self::with_clients(
-            aws_sdk_dynamodb::Client::new(sdk),
+            store::aws::dynamodb_client(sdk, &StorePolicy::default()),
             aws_sdk_secretsmanager::Client::new(sdk),
             config,
         )
@@ -60,9 +70,17 @@ impl App {
     ) -> Self {
         Self {
             table: Table::new(dynamodb, config.table_name.clone()),
-            secrets: SecretCache::new(secrets, config.secrets_ttl),
+            secrets: SecretCache::new(secrets, config.secrets_ttl)
+                .with_stale_for(store::secrets::DEFAULT_STALE_FOR),
             config: Arc::new(config),
+            native_store_budget: DEFAULT_NATIVE_STORE_BUDGET,
         }
+    }
+
+    /// With another budget for the store work of native opens and clicks.
+    pub fn with_native_store_budget(mut self, budget: Duration) -> Self {
+        self.native_store_budget = budget;
+        self
     }
 
     async fn signer(&self) -> Result<TokenSigner, StoreError> {
@@ -198,7 +216,7 @@ fn redirect(url: &str) -> Response<Body> {
 }
 
 /// A native open or click. The person always gets the pixel or the redirect once the token is verified:
-/// a store failure loses the count (logged), never the person's click.
+/// a store failure, or a store slower than the budget, loses the count (logged), never the person's click.
 async fn native(
     app: &App,
     req: &Request,
@@ -254,8 +272,16 @@ async fn native(
         kind,
         detail: json!({ "link": link }),
     };
-    if let Err(e) = app.table.record_event(event).await {
-        error!(error = ?e, "native tracking event not recorded");
+    // The person does not wait on a slow store: past the budget the count is given up, not the answer.
+    let started = Instant::now();
+    match tokio::time::timeout(app.native_store_budget, app.table.record_event(event)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => error!(error = ?e, "native tracking event not recorded"),
+        Err(_) => error!(
+            budget_ms = app.native_store_budget.as_millis() as u64,
+            waited_ms = started.elapsed().as_millis() as u64,
+            "native tracking event not recorded: the store did not answer within the budget"
+        ),
     }
     answer
 }
