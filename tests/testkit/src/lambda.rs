@@ -102,15 +102,15 @@ async fn init_error(State(rt): State<Arc<Runtime>>, body: Bytes) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-/// Runs `events` (name, event) through the binary at `binary` with the environment `env`, and returns
-/// the answers in the order they came. Panics with the binary's own words if it fails to start.
-pub async fn invoke_all(
-    binary: &str,
-    env: &[(&str, String)],
-    events: Vec<(String, Value)>,
-) -> Vec<Invocation> {
+/// A local Runtime API with the binary at `binary` polling it.
+struct Running {
+    rt: Arc<Runtime>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    child: tokio::process::Child,
+}
+
+async fn start(binary: &str, env: &[(&str, String)], events: Vec<(String, Value)>) -> Running {
     let rt = Arc::new(Runtime::default());
-    let count = events.len();
     if let Ok(mut p) = rt.pending.lock() {
         for (i, (name, event)) in events.into_iter().enumerate() {
             p.push_back((format!("request-{i}"), name, event));
@@ -146,33 +146,90 @@ pub async fn invoke_all(
     for (k, v) in env {
         command.env(k, v);
     }
-    let mut child = command
+    let child = command
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let done = rt.done.lock().map(|d| d.len()).unwrap_or(0);
-        if done == count {
-            break;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
+    Running { rt, server, child }
+}
+
+impl Running {
+    fn done(&self) -> usize {
+        self.rt.done.lock().map(|d| d.len()).unwrap_or(0)
+    }
+
+    /// Panics with the binary's own words if it exited.
+    async fn check_alive(&mut self, binary: &str, count: usize) {
+        if let Ok(Some(status)) = self.child.try_wait() {
             let mut stderr = String::new();
-            if let Some(mut e) = child.stderr.take() {
+            if let Some(mut e) = self.child.stderr.take() {
                 use tokio::io::AsyncReadExt;
                 let _ = e.read_to_string(&mut stderr).await;
             }
-            let init = rt.init_error.lock().ok().and_then(|e| e.clone());
+            let init = self.rt.init_error.lock().ok().and_then(|e| e.clone());
+            let done = self.done();
             panic!("{binary} exited ({status}) after {done} of {count} events: {init:?} {stderr}");
         }
+    }
+
+    async fn stop(mut self) -> Vec<Invocation> {
+        let _ = self.child.kill().await;
+        self.server.abort();
+        self.rt.done.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+}
+
+/// Runs `events` (name, event) through the binary at `binary` with the environment `env`, and returns
+/// the answers in the order they came. Panics with the binary's own words if it fails to start.
+pub async fn invoke_all(
+    binary: &str,
+    env: &[(&str, String)],
+    events: Vec<(String, Value)>,
+) -> Vec<Invocation> {
+    let count = events.len();
+    let mut running = start(binary, env, events).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while running.done() < count {
+        running.check_alive(binary, count).await;
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{binary} answered {done} of {count} events in time"
+            "{binary} answered {} of {count} events in time",
+            running.done()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _ = child.kill().await;
-    server.abort();
-    rt.done.lock().map(|d| d.clone()).unwrap_or_default()
+    running.stop().await
+}
+
+/// Runs one event through the binary and kills the process (SIGKILL, as Lambda's timeout or a crash
+/// ends it) as soon as `kill_when` holds, before the binary answers. Returns whether it was killed
+/// before answering (false: it answered first).
+pub async fn invoke_and_kill(
+    binary: &str,
+    env: &[(&str, String)],
+    event: Value,
+    kill_when: impl Fn() -> bool,
+) -> bool {
+    let mut running = start(binary, env, vec![("killed".to_owned(), event)]).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if running.done() > 0 {
+            running.stop().await;
+            return false;
+        }
+        if kill_when() {
+            let _ = running.child.start_kill();
+            let _ = running.child.wait().await;
+            let answered = running.done() > 0;
+            running.stop().await;
+            return !answered;
+        }
+        running.check_alive(binary, 1).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{binary}: the kill condition never held"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Every event file of a folder of `events/`, by file name without `.json`.

@@ -1,0 +1,151 @@
+//! The real `sender` binary, run as Lambda runs it, killed at chosen points of a batch: while Postmark
+//! holds the call before accepting it, and between Postmark's acceptance and the outcome writes. The next
+//! delivery of the same records sends each job exactly once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use postmark_sim::{FaultAction, FaultRule, Faults};
+use serde_json::{Value, json};
+use store::jobs::JobStatus;
+use testkit::lambda::invoke_and_kill;
+
+fn jobs(prefix: &str, n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            record(&broadcast(
+                &format!("{prefix}-{i}"),
+                &format!("{prefix}{i}@example.org"),
+            ))
+        })
+        .collect()
+}
+
+fn sqs_event(records: &[(String, String)]) -> Value {
+    json!({
+        "Records": records.iter().map(|(id, body)| json!({
+            "messageId": id,
+            "receiptHandle": format!("receipt-{id}"),
+            "body": body,
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:send-jobs",
+            "awsRegion": "us-east-1",
+        })).collect::<Vec<_>>()
+    })
+}
+
+fn binary_env(env: &Env) -> Vec<(&'static str, String)> {
+    let mut vars = testkit::aws_env();
+    vars.extend([
+        ("TABLE_NAME", env.t.table.name().to_owned()),
+        ("SECRETS_PREFIX", env.prefix.clone()),
+        ("TRACKING_KEY_SECRET", env.tracking_secret.clone()),
+        ("TRACKING_BASE_URL", TRACKING_BASE.to_owned()),
+        ("POSTMARK_API_URL", env.sim.api_url().to_owned()),
+        // A short lease, so that the next delivery may take the jobs of the killed run.
+        ("CLAIM_LEASE_SECONDS", "2".to_owned()),
+        ("SEARCH_SETTLE_SECONDS", "0".to_owned()),
+        ("SERVERS_CACHE_SECONDS", "0".to_owned()),
+        ("POSTMARK_TIMEOUT_SECONDS", "30".to_owned()),
+    ]);
+    vars
+}
+
+fn accepted(env: &Env, job: &str) -> usize {
+    env.sim
+        .messages()
+        .iter()
+        .filter(|m| m.metadata.get("job_id").map(String::as_str) == Some(job))
+        .count()
+}
+
+fn batch_requests(env: &Env) -> u64 {
+    env.sim
+        .counters()
+        .requests
+        .get("POST /email/batch")
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Kills the binary when `kill_when` holds, then delivers the same records to a live sender after the
+/// killed run's lease: every job ends sent, each with exactly one message in Postmark.
+async fn killed_then_delivered_again(
+    env: &Env,
+    records: &[(String, String)],
+    kill_when: impl Fn() -> bool,
+) {
+    let killed = invoke_and_kill(
+        env!("CARGO_BIN_EXE_sender"),
+        &binary_env(env),
+        sqs_event(records),
+        kill_when,
+    )
+    .await;
+    assert!(killed, "the binary answered before it could be killed");
+    for (sqs, _) in records {
+        let job = sqs.trim_start_matches("sqs-");
+        assert_eq!(
+            env.status(job).await,
+            Some(JobStatus::Sending),
+            "{job}: the killed run left it sending"
+        );
+    }
+    env.sim.set_faults(Faults::default());
+    // The lease is kept in whole seconds.
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+
+    let again = env.run(records).await;
+    assert!(again.is_empty(), "{again:?}");
+    for (sqs, _) in records {
+        let job = sqs.trim_start_matches("sqs-");
+        assert_eq!(env.status(job).await, Some(JobStatus::Sent), "{job}");
+        assert_eq!(accepted(env, job), 1, "{job}: sent exactly once");
+    }
+}
+
+#[tokio::test]
+async fn killed_after_postmark_accepted_the_batch_each_job_is_sent_once() {
+    let env = Env::new().await;
+    // Postmark takes the batch and does not answer: the binary is killed while it waits.
+    env.sim.set_faults(
+        Faults::seeded(1).rule(
+            FaultRule::new(FaultAction::AcceptThenTimeout { ms: 60_000 })
+                .path("/email/batch")
+                .times(1),
+        ),
+    );
+    let records = jobs("crash-accepted", 3);
+    killed_then_delivered_again(&env, &records, || env.sim.messages().len() >= 3).await;
+    assert_eq!(
+        batch_requests(&env),
+        1,
+        "the jobs were found, not sent again"
+    );
+}
+
+#[tokio::test]
+async fn killed_while_postmark_held_the_call_each_job_is_sent_once() {
+    let env = Env::new().await;
+    // Postmark holds the call and then drops it without accepting anything: the binary is killed while
+    // it waits.
+    env.sim.set_faults(
+        Faults::seeded(1)
+            .rule(
+                FaultRule::new(FaultAction::Delay { ms: 30_000 })
+                    .path("/email/batch")
+                    .times(1),
+            )
+            .rule(
+                FaultRule::new(FaultAction::Drop)
+                    .path("/email/batch")
+                    .times(1),
+            ),
+    );
+    let records = jobs("crash-held", 3);
+    killed_then_delivered_again(&env, &records, || batch_requests(&env) >= 1).await;
+}
