@@ -1,7 +1,9 @@
 //! Recording one event: everything it changes is written in one transaction, conditional on the event
 //! being new, so a redelivered webhook changes nothing and a failure leaves nothing half-written.
 //!
-//! Deliveries, bounces, complaints and subscription changes take one round trip (the transaction). Opens
+//! Deliveries and soft bounces take one round trip (the transaction). Hard bounces, complaints and
+//! subscription changes take two: a consistent read of the subscriber's standing, for the domain to decide
+//! on, then the transaction, conditional on the standing's version (see [`crate::subscribers`]). Opens
 //! and clicks take two: a consistent read of the message's state and engagement counts, then the
 //! transaction, conditional on those counts being unchanged (a concurrent open of the same message makes
 //! it read again). The read is what lets one open seen by both the native pixel and Postmark count once,
@@ -16,12 +18,14 @@ use domain::automation::automated_reason;
 use domain::dedup::key_fixes_time;
 use domain::engagement::{self, CLICKS, Counted, EngagementCounts, EngagementKind, OPENS};
 use domain::events::{Event, EventKind, Plan, Source, plan};
+use domain::standing;
 use domain::trace::{Campaign, CampaignKind};
 use serde_json::json;
 
 use crate::activity::{ActivityEntry, activity_item, sortable_time};
 use crate::error::StoreError;
 use crate::schema::{PK, TTL_ATTRIBUTE};
+use crate::subscribers::{STANDING_ATTEMPTS, StandingWrite};
 use crate::table::{Item, Table, get_n, get_s, key, n, s};
 
 /// How long a dedup record is kept: far beyond Postmark's retry window.
@@ -200,23 +204,43 @@ impl Table {
         ))
     }
 
+    /// An event without engagement. Most take one round trip; one that changes a standing (a few per cent
+    /// of events) first reads the subscriber's standing, for the domain to decide on, and its transaction
+    /// is conditional on the standing not having moved since (read again if it did, bounded).
     async fn record_plain(&self, event: &Event) -> Result<Recorded, StoreError> {
-        let mut p = plan(event);
-        let mut stale = false;
-        loop {
-            let mut ops = self.common_ops(event, &p, stale)?;
+        let p = plan(event);
+        let (Some(recipient), Some(change)) = (&event.recipient, p.status) else {
+            let ops = self.common_ops(event, &p, None)?;
+            return match self.transact(ops.items).await {
+                Ok(()) => Ok(Recorded::New),
+                Err(e) if e.condition_failed_at(0) => Ok(Recorded::Duplicate),
+                Err(e) => Err(e),
+            };
+        };
+        for _ in 0..STANDING_ATTEMPTS {
+            let read = self.stored_standing(recipient).await?;
+            let decision = standing::decide(&read.state, change, event.at);
+            let write = StandingWrite {
+                state: decision.state,
+                read_version: read.version,
+            };
+            let standing = EventStanding {
+                write: decision.state_changed.then_some(&write),
+                changes_standing: decision.changes_standing(),
+            };
+            let ops = self.common_ops(event, &p, Some(&standing))?;
             let profile_index = ops.profile_index;
-            match self.transact(std::mem::take(&mut ops.items)).await {
+            match self.transact(ops.items).await {
                 Ok(()) => return Ok(Recorded::New),
                 Err(e) if e.condition_failed_at(0) => return Ok(Recorded::Duplicate),
-                // A newer status change is already recorded: keep the event, not its status change.
-                Err(e) if profile_index.is_some_and(|i| e.condition_failed_at(i)) && !stale => {
-                    p.status = None;
-                    stale = true;
-                }
+                // Another change of this subscriber's standing came first: decide again on it.
+                Err(e) if profile_index.is_some_and(|i| e.condition_failed_at(i)) => continue,
                 Err(e) => return Err(e),
             }
         }
+        Err(StoreError::Transient(
+            "the subscriber's standing kept changing; try again".into(),
+        ))
     }
 
     async fn engagement_transaction(
@@ -227,7 +251,7 @@ impl Table {
         reads: &[EngagementRead],
     ) -> Result<(), StoreError> {
         let human = event.automated.is_none();
-        let mut ops = self.common_ops(event, p, false)?;
+        let mut ops = self.common_ops(event, p, None)?;
         let rest = ops.items.split_off(1);
         let mut items = ops.items;
         let mut counted: Vec<Counted> = Vec::new();
@@ -313,11 +337,20 @@ impl Table {
     /// The conditional write is the event's activity entry itself when the entry's key (the event's time
     /// and dedup key) is the same for every copy of the event: one item fewer, two write units less, per
     /// event. Otherwise it is a dedup record of its own (`EVT#{key}`, expiring after 30 days).
-    fn common_ops(&self, event: &Event, p: &Plan, stale: bool) -> Result<Ops, StoreError> {
+    ///
+    /// `standing` is what the domain decided about the subscriber's standing, for an event that changes
+    /// one.
+    fn common_ops(
+        &self,
+        event: &Event,
+        p: &Plan,
+        standing: Option<&EventStanding<'_>>,
+    ) -> Result<Ops, StoreError> {
+        let unchanged = standing.is_some_and(|s| !s.changes_standing);
         let activity = event
             .recipient
             .as_ref()
-            .map(|r| (r.key(), self.activity_entry(event, stale)));
+            .map(|r| (r.key(), self.activity_entry(event, unchanged)));
         let activity_dedups = activity.is_some() && key_fixes_time(&event.dedup_key);
         let first = match &activity {
             Some((email_key, entry)) if activity_dedups => {
@@ -329,17 +362,13 @@ impl Table {
             items: vec![first],
             profile_index: None,
         };
+        let write = standing.and_then(|s| s.write);
         if let Some(recipient) = &event.recipient
-            && (p.status.is_some() || !p.subscriber_counters.is_empty())
+            && (write.is_some() || !p.subscriber_counters.is_empty())
         {
             ops.profile_index = Some(ops.items.len());
-            ops.items.push(self.profile_update_op(
-                recipient,
-                p.status,
-                &p.subscriber_counters,
-                event.at,
-                true,
-            )?);
+            ops.items
+                .push(self.profile_update_op(recipient, write, &p.subscriber_counters)?);
         }
         if let Some((email_key, entry)) = &activity
             && !activity_dedups
@@ -364,8 +393,9 @@ impl Table {
         Ok(ops)
     }
 
-    /// The event as the subscriber's activity log shows it.
-    fn activity_entry(&self, event: &Event, stale: bool) -> ActivityEntry {
+    /// The event as the subscriber's activity log shows it. A status change that left the standing as it
+    /// was (weaker than the standing, or older than a reactivation) is marked `standing_unchanged`.
+    fn activity_entry(&self, event: &Event, unchanged: bool) -> ActivityEntry {
         let mut detail = json!({
             "source": event.source.as_str(),
             "details": event.detail,
@@ -377,7 +407,7 @@ impl Table {
             ("stream", event.stream.as_ref().map(|st| json!(st))),
             ("client", event.client.as_ref().map(|c| json!(c))),
             ("automated", event.automated.as_ref().map(|a| json!(a))),
-            ("stale", stale.then_some(json!(true))),
+            ("standing_unchanged", unchanged.then_some(json!(true))),
         ] {
             if let Some(v) = v {
                 detail[k] = v;
@@ -460,6 +490,14 @@ impl Table {
 struct Ops {
     items: Vec<TransactWriteItem>,
     profile_index: Option<usize>,
+}
+
+/// What the domain decided about the standing of an event's subscriber.
+struct EventStanding<'a> {
+    /// The standing to write, when the state moved.
+    write: Option<&'a StandingWrite>,
+    /// Whether the visible standing changed (the activity entry is marked when it did not).
+    changes_standing: bool,
 }
 
 /// Fills in from the message's state what the event itself does not carry (native events carry only the

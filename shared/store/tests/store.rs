@@ -191,22 +191,15 @@ async fn standings_are_read_in_one_batch_per_hundred_addresses() {
     let bounced = EmailAddress::parse("Bounced@Example.com").unwrap();
     let complained = EmailAddress::parse("complained@example.com").unwrap();
     let back = EmailAddress::parse("back@example.com").unwrap();
+    for (address, reason) in [
+        (&bounced, SuppressionReason::HardBounce),
+        (&complained, SuppressionReason::SpamComplaint),
+        (&back, SuppressionReason::ManualSuppression),
+    ] {
+        t.table.suppress(address, reason, at).await.unwrap();
+    }
     t.table
-        .transact(vec![
-            t.table
-                .suppress_op(&bounced, SuppressionReason::HardBounce, at)
-                .unwrap(),
-            t.table
-                .suppress_op(&complained, SuppressionReason::SpamComplaint, at)
-                .unwrap(),
-            t.table
-                .suppress_op(&back, SuppressionReason::ManualSuppression, at)
-                .unwrap(),
-        ])
-        .await
-        .unwrap();
-    t.table
-        .transact(vec![t.table.reactivate_op(&back).unwrap()])
+        .reactivate(&back, at + chrono::Duration::seconds(1))
         .await
         .unwrap();
 
