@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use store::events::job_key;
 use store::jobs::JobStatus;
 use store::servers::item_to_json;
-use store::subscribers::{profile_key, standing_from};
+use store::subscribers::{STANDING_VERSION, profile_key, standing_from};
 use store::table::{Item, get_s};
 
 use crate::App;
@@ -18,7 +18,7 @@ use crate::input::{Errors, limit, only_params, query};
 use crate::suppressions::parse_email;
 
 /// Attributes of a profile that are bookkeeping, not information for an admin.
-const PROFILE_INTERNAL: &[&str] = &["email_key", "expires_at"];
+const PROFILE_INTERNAL: &[&str] = &["email_key", "expires_at", STANDING_VERSION];
 
 fn subscriber_view(item: &Item) -> Result<Value, ApiError> {
     let standing = standing_from(item).map_err(|e| ApiError::store("reading a subscriber", e))?;

@@ -1,14 +1,21 @@
 //! The suppression list: read it (by reason, paginated), add an address by hand, lift a suppression.
 //!
+//! Both go through the domain's decision on the standing (see `domain::standing`): a manual suppression is
+//! a `ManualSuppression` as of now, lifting one is an explicit reactivation as of now.
+//!
 //! Lifting a suppression here makes the subscriber active in this system only. Postmark keeps its own
 //! suppression lists, and the answer says when Postmark will still refuse the address.
 
 use ::http::StatusCode;
-use chrono::Utc;
-use domain::{EmailAddress, SubscriberStatus, SuppressionReason};
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use chrono::{DateTime, Utc};
+use domain::events::StatusChange;
+use domain::standing::{Decision, Standing};
+use domain::{EmailAddress, SuppressionReason};
 use lambda_http::Request;
 use serde::Serialize;
 use serde_json::json;
+use store::StoreError;
 use store::activity::ActivityEntry;
 use store::schema::{GSI1, GSI1_PK, GSI1_SK};
 use store::subscribers::{SUPPRESSED_PARTITION, profile_key, standing_from};
@@ -90,15 +97,45 @@ async fn profile(app: &App, email: &EmailAddress) -> Result<Option<Item>, ApiErr
         .map_err(|e| ApiError::store("reading a subscriber", e))
 }
 
-fn admin_entry(kind: &str, detail: serde_json::Value) -> ActivityEntry {
-    ActivityEntry {
-        at: Utc::now(),
-        id: format!("admin-{}", uuid::Uuid::new_v4().simple()),
-        kind: kind.to_owned(),
-        detail,
+fn standing_view(email: &EmailAddress, standing: &Standing) -> SuppressionView {
+    SuppressionView {
+        email: email.as_str().to_owned(),
+        reason: standing
+            .reason
+            .map(|r| r.as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        status: standing.status.as_str().to_owned(),
+        suppressed_at: standing
+            .reason
+            .and(standing.since)
+            .map(store::activity::sortable_time),
     }
 }
 
+/// The activity entry of an admin's change, written with it; marked when it left the standing as it was.
+fn admin_op(
+    app: &App,
+    email: &EmailAddress,
+    kind: &str,
+    mut detail: serde_json::Value,
+    at: DateTime<Utc>,
+    decision: &Decision,
+) -> Result<Vec<TransactWriteItem>, StoreError> {
+    if !decision.changes_standing() {
+        detail["standing_unchanged"] = json!(true);
+    }
+    let entry = ActivityEntry {
+        at,
+        id: format!("admin-{}", uuid::Uuid::new_v4().simple()),
+        kind: kind.to_owned(),
+        detail,
+    };
+    Ok(vec![app.table.activity_op(email.key(), &entry)?])
+}
+
+/// A manual suppression as of now, decided like any other: it never replaces a stronger one (the answer
+/// then shows the suppression that holds, `created: false`).
 pub async fn add(app: &App, req: &Request) -> ApiResult {
     let body = json_object(req)?;
     let mut errors = Errors::default();
@@ -117,45 +154,27 @@ pub async fn add(app: &App, req: &Request) -> ApiResult {
         }
     };
     let email = errors.finish(email)?;
-    if let Some(item) = profile(app, &email).await? {
-        let standing =
-            standing_from(&item).map_err(|e| ApiError::store("reading a subscriber", e))?;
-        if standing.suppression.is_some() {
-            return Ok(json(
-                StatusCode::OK,
-                &json!({"created": false, "suppression": view(&item)}),
-            ));
-        }
-    }
     let reason = SuppressionReason::ManualSuppression;
-    let entry = admin_entry(
-        "suppressed",
-        json!({"source": "admin", "reason": reason.as_str()}),
-    );
-    let ops = vec![
-        app.table
-            .suppress_op(&email, reason, entry.at)
-            .map_err(|e| ApiError::store("suppressing an address", e))?,
-        app.table
-            .activity_op(email.key(), &entry)
-            .map_err(|e| ApiError::store("suppressing an address", e))?,
-    ];
-    app.table
-        .transact(ops)
+    let at = Utc::now();
+    let detail = json!({"source": "admin", "reason": reason.as_str()});
+    let decision = app
+        .table
+        .change_standing(&email, StatusChange::Suppress(reason), at, |d| {
+            admin_op(app, &email, "suppressed", detail.clone(), at, d)
+        })
         .await
         .map_err(|e| ApiError::store("suppressing an address", e))?;
-    tracing::info!("address suppressed by an admin");
+    let created = decision.before.reason.is_none();
+    if created {
+        tracing::info!("address suppressed by an admin");
+    }
     Ok(json(
-        StatusCode::CREATED,
-        &json!({
-            "created": true,
-            "suppression": SuppressionView {
-                email: email.as_str().to_owned(),
-                reason: reason.as_str().to_owned(),
-                status: reason.status().as_str().to_owned(),
-                suppressed_at: Some(store::activity::sortable_time(entry.at)),
-            },
-        }),
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        &json!({"created": created, "suppression": standing_view(&email, &decision.after)}),
     ))
 }
 
@@ -198,6 +217,7 @@ pub fn postmark_outlook(reason: SuppressionReason) -> PostmarkOutlook {
     }
 }
 
+/// An admin's reactivation as of now: lifts every suppression older than now.
 pub async fn remove(app: &App, email: &str) -> ApiResult {
     let email = parse_email("email", email)?;
     let item = profile(app, &email).await?;
@@ -212,35 +232,32 @@ pub async fn remove(app: &App, email: &str) -> ApiResult {
             email.as_str()
         )));
     };
-    let entry = admin_entry(
-        "reactivated",
-        json!({"source": "admin", "previous_reason": reason.as_str()}),
-    );
-    let ops = vec![
-        app.table
-            .reactivate_op(&email)
-            .map_err(|e| ApiError::store("reactivating an address", e))?,
-        app.table
-            .activity_op(email.key(), &entry)
-            .map_err(|e| ApiError::store("reactivating an address", e))?,
-    ];
-    app.table
-        .transact(ops)
+    let at = Utc::now();
+    let decision = app
+        .table
+        .change_standing(&email, StatusChange::Reactivate, at, |d| {
+            let previous = d.before.reason.unwrap_or(reason);
+            let detail = json!({"source": "admin", "previous_reason": previous.as_str()});
+            admin_op(app, &email, "reactivated", detail, at, d)
+        })
         .await
         .map_err(|e| ApiError::store("reactivating an address", e))?;
+    let previous = decision.before.reason.unwrap_or(reason);
     tracing::info!(
-        previous_reason = reason.as_str(),
+        previous_reason = previous.as_str(),
         "suppression lifted by an admin"
     );
-    Ok(json(
-        StatusCode::OK,
-        &json!({
-            "email": email.as_str(),
-            "status": SubscriberStatus::Active.as_str(),
-            "previous_reason": reason.as_str(),
-            "postmark": postmark_outlook(reason),
-        }),
-    ))
+    let mut answer = json!({
+        "email": email.as_str(),
+        "status": decision.after.status.as_str(),
+        "previous_reason": previous.as_str(),
+        "postmark": postmark_outlook(previous),
+    });
+    // A suppression recorded at this very instant or later (a clock ahead of ours) still holds.
+    if let Some(still) = decision.after.reason {
+        answer["suppression_reason"] = json!(still.as_str());
+    }
+    Ok(json(StatusCode::OK, &answer))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use domain::trace::{Campaign, CampaignKind};
 use domain::{EmailAddress, EmailType, JobId, SuppressionReason};
 use serde_json::{Value, json};
 use store::activity::ActivityEntry;
-use store::jobs::{Claimed, JobClaim, JobOutcome, Rejection, OutcomeRecorded};
+use store::jobs::{Claimed, JobClaim, JobOutcome, OutcomeRecorded, Rejection};
 
 use crate::support::TestApp;
 
@@ -16,8 +16,11 @@ fn addr(text: &str) -> EmailAddress {
 
 async fn suppress(app: &TestApp, email: &str, reason: SuppressionReason) {
     let at = Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap();
-    let op = app.t.table.suppress_op(&addr(email), reason, at).unwrap();
-    app.t.table.transact(vec![op]).await.unwrap();
+    app.t
+        .table
+        .suppress(&addr(email), reason, at)
+        .await
+        .unwrap();
 }
 
 fn emails(page: &Value) -> Vec<String> {
@@ -116,6 +119,72 @@ async fn a_manual_suppression_is_recorded_and_never_overrides_another_reason() {
 }
 
 #[tokio::test]
+async fn a_manual_suppression_beneath_a_hard_bounce_is_kept_for_when_the_bounce_is_lifted() {
+    let app = TestApp::new().await;
+    suppress(&app, "bounced@example.com", SuppressionReason::HardBounce).await;
+    let r = app
+        .post("/api/suppressions", json!({"email": "bounced@example.com"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["created"], false);
+    assert_eq!(r.json()["suppression"]["reason"], "HardBounce");
+    assert_eq!(r.json()["suppression"]["status"], "deactivated");
+    let log = app
+        .get("/api/subscribers/bounced@example.com/activity")
+        .await
+        .json();
+    assert_eq!(log["items"][0]["kind"], "suppressed");
+    assert_eq!(log["items"][0]["detail"]["standing_unchanged"], true);
+
+    // Postmark's reactivation of the bounce, sent before the admin's suppression, arrives late: the
+    // bounce is lifted, the admin's suppression holds.
+    let reactivated_in_postmark = Utc::now() - Duration::minutes(1);
+    app.t
+        .table
+        .reactivate(&addr("bounced@example.com"), reactivated_in_postmark)
+        .await
+        .unwrap();
+    let sub = app.get("/api/subscribers/bounced@example.com").await.json();
+    assert_eq!(sub["status"], "unsubscribed");
+    assert_eq!(sub["suppression_reason"], "ManualSuppression");
+    let list = app.get("/api/suppressions").await.json();
+    assert_eq!(list["items"][0]["reason"], "ManualSuppression");
+}
+
+#[tokio::test]
+async fn an_admin_reactivation_lifts_what_is_older_and_not_what_comes_after() {
+    let app = TestApp::new().await;
+    let email = addr("back@example.com");
+    suppress(&app, "back@example.com", SuppressionReason::SpamComplaint).await;
+    let r = app.delete("/api/suppressions/back@example.com").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["status"], "active");
+
+    // A bounce from before the reactivation, delivered late, does not suppress again.
+    let table = &app.t.table;
+    let before = Utc::now() - Duration::minutes(5);
+    table
+        .suppress(&email, SuppressionReason::HardBounce, before)
+        .await
+        .unwrap();
+    let sub = app.get("/api/subscribers/back@example.com").await.json();
+    assert_eq!(sub["status"], "active");
+    assert!(emails(&app.get("/api/suppressions").await.json()).is_empty());
+
+    let after = Utc::now() + Duration::seconds(1);
+    table
+        .suppress(&email, SuppressionReason::Unsubscribed, after)
+        .await
+        .unwrap();
+    let sub = app.get("/api/subscribers/back@example.com").await.json();
+    assert_eq!(sub["status"], "unsubscribed");
+    assert_eq!(
+        emails(&app.get("/api/suppressions").await.json()),
+        vec!["back@example.com"]
+    );
+}
+
+#[tokio::test]
 async fn removing_a_suppression_reactivates_and_says_what_postmark_will_do() {
     let app = TestApp::new().await;
     suppress(&app, "spam@example.com", SuppressionReason::SpamComplaint).await;
@@ -178,13 +247,7 @@ async fn a_subscriber_shows_status_counters_and_activity_newest_first() {
     let op = app
         .t
         .table
-        .profile_update_op(
-            &email,
-            None,
-            &[("delivered", 3), ("opens", 2)],
-            start,
-            false,
-        )
+        .profile_update_op(&email, None, &[("delivered", 3), ("opens", 2)])
         .unwrap();
     app.t.table.transact(vec![op]).await.unwrap();
     for i in 0..5 {
