@@ -46,8 +46,9 @@ impl App {
         Ok(Self::new(Config::from_env()?, sdk))
     }
 
+    /// DynamoDB through [`store::aws::dynamodb_client`] with the default [`store::aws::StorePolicy`].
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
-        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let dynamodb = store::aws::dynamodb_client(sdk, &store::aws::StorePolicy::default());
         let secretsmanager = aws_sdk_secretsmanager::Client::new(sdk);
         Self::with_clients(config, dynamodb, secretsmanager)
     }
@@ -60,7 +61,8 @@ impl App {
     ) -> Self {
         Self {
             table: Table::new(dynamodb, config.table_name.clone()),
-            secrets: SecretCache::new(secretsmanager.clone(), config::SECRET_TTL),
+            secrets: SecretCache::new(secretsmanager.clone(), config::SECRET_TTL)
+                .with_stale_for(store::secrets::DEFAULT_STALE_FOR),
             server_secrets: ServerSecrets::new(secretsmanager, config.secrets_prefix.clone()),
             config,
         }
