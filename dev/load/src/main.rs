@@ -70,6 +70,26 @@ enum Run {
         #[arg(long)]
         json: bool,
     },
+    /// Send jobs under faults (Postmark failing a fifth of the batch calls before and after acceptance,
+    /// DynamoDB a twentieth of the table's requests, the sender killed mid-invocation, a tenth of the jobs
+    /// enqueued twice); then per job the messages Postmark accepted against its final status.
+    SenderFaults {
+        #[arg(long, default_value_t = 1000)]
+        jobs: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 50)]
+        batch_size: usize,
+        /// Invocations killed.
+        #[arg(long, default_value_t = 5)]
+        kills: usize,
+        /// The sender's search_settle, in seconds.
+        #[arg(long, default_value_t = 1)]
+        search_settle_secs: u64,
+        /// Stop polling after this long even if jobs are left.
+        #[arg(long, default_value_t = 900)]
+        time_limit_secs: u64,
+    },
     /// The Postmark crate alone: the load messages in batches of 500, one call at a time.
     PostmarkCrate {
         #[arg(long, default_value_t = 10_000)]
@@ -150,6 +170,21 @@ async fn main() {
                 json,
             )
             .await
+        }
+        Run::SenderFaults {
+            jobs,
+            seed,
+            batch_size,
+            kills,
+            search_settle_secs,
+            time_limit_secs,
+        } => {
+            let mut run = load::sender_faults::SenderFaults::new(jobs, seed);
+            run.batch_size = batch_size;
+            run.kills = kills;
+            run.search_settle = std::time::Duration::from_secs(search_settle_secs);
+            run.time_limit = std::time::Duration::from_secs(time_limit_secs);
+            sender_faults(&run).await
         }
         Run::PostmarkCrate {
             messages,
@@ -357,6 +392,57 @@ async fn sender(
     let sent = r.statuses.get("sent").copied().unwrap_or(0);
     if sent != jobs || batch_calls != want_calls || r.failed_items > 0 {
         eprintln!("not every job ended sent in ceil(N/500) batch calls");
+        std::process::exit(1);
+    }
+}
+
+async fn sender_faults(run: &load::sender_faults::SenderFaults) {
+    let r = load::sender_faults::run(run).await;
+    println!(
+        "sender faults: {} jobs ({} SQS messages), seed {}, {} invocations ({} failed), {:.1} s{}",
+        r.jobs,
+        r.messages_enqueued,
+        run.seed,
+        r.invocations,
+        r.failed_invocations,
+        r.elapsed.as_secs_f64(),
+        if r.finished {
+            ""
+        } else {
+            ", stopped at the time limit"
+        }
+    );
+    println!("  statuses     {:?}", r.statuses);
+    println!(
+        "  Postmark     {:?}, {} messages accepted",
+        r.postmark_requests, r.messages_accepted
+    );
+    println!("  Postmark     faults fired {:?}", r.postmark_faults);
+    println!(
+        "  DynamoDB     {} requests on the table, faults fired {:?}",
+        r.dynamo_requests, r.dynamo_fired
+    );
+    for k in &r.kills {
+        println!(
+            "  kill         invocation {} ({} records) {:?}: after {} ms, {} accepted in it, {} accepted but not recorded",
+            k.invocation,
+            k.records,
+            k.mode,
+            k.elapsed_ms(),
+            k.accepted,
+            k.accepted_unrecorded
+                .map_or("?".to_owned(), |n| n.to_string())
+        );
+    }
+    println!(
+        "  counters     {:?} (rejected {}, dead-lettered {}, waiting {})",
+        r.counters, r.rejected, r.dead_lettered, r.waiting
+    );
+    for w in r.wrong.iter().take(20) {
+        println!("  wrong        {w}");
+    }
+    println!("{}", r.last_line());
+    if !r.ok() {
         std::process::exit(1);
     }
 }
