@@ -324,13 +324,18 @@ impl App {
                 server.id
             )));
         };
+        self.client_for(token)
+            .map_err(|e| Verdict::configuration(verdict::chain(&e)))
+    }
+
+    /// A Postmark API client with this token, on the shared HTTP client.
+    pub(crate) fn client_for(&self, token: SecretString) -> Result<PostmarkClient, PostmarkError> {
         PostmarkClient::with_http_client(
             self.http.clone(),
             self.config.postmark_api_url.clone(),
             ServerToken::from(token),
             self.config.postmark_timeout,
         )
-        .map_err(|e| Verdict::configuration(verdict::chain(&e)))
     }
 
     /// The pooled transport of an SMTP server (to `host`), built once and kept while its settings and

@@ -81,7 +81,15 @@ pub struct App {
 impl App {
     pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Result<Self, ConfigError> {
         Self::with_clients(
-            store::aws::dynamodb_client(sdk, &store::aws::StorePolicy::default()),
+            // A batch's writes (100-item transactions, 25-item batches) take longer than single items.
+            store::aws::dynamodb_client(
+                sdk,
+                &store::aws::StorePolicy {
+                    operation_timeout: Duration::from_secs(20),
+                    attempt_timeout: Duration::from_secs(8),
+                    ..store::aws::StorePolicy::default()
+                },
+            ),
             aws_sdk_secretsmanager::Client::new(sdk),
             aws_sdk_sqs::Client::new(sdk),
             config,

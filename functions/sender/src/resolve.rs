@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use domain::servers::EmailServer;
 use domain::trace::{JOB_ID, SEND_ID};
-use postmark::{OutboundSearch, PostmarkClient, ServerToken};
+use postmark::{OutboundSearch, PostmarkClient};
 use secrecy::ExposeSecret;
 use store::jobs::SendAttempt;
 use tracing::{info, warn};
@@ -210,11 +210,5 @@ async fn lookup_client(app: &App, server: &EmailServer) -> Result<PostmarkClient
             server.id
         )));
     };
-    PostmarkClient::with_http_client(
-        app.http.clone(),
-        app.config.postmark_api_url.clone(),
-        ServerToken::from(token),
-        app.config.postmark_timeout,
-    )
-    .map_err(|e| Search::Failed(chain(&e)))
+    app.client_for(token).map_err(|e| Search::Failed(chain(&e)))
 }

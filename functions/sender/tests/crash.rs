@@ -12,17 +12,6 @@ use serde_json::{Value, json};
 use store::jobs::JobStatus;
 use testkit::lambda::invoke_and_kill;
 
-fn jobs(prefix: &str, n: usize) -> Vec<(String, String)> {
-    (0..n)
-        .map(|i| {
-            record(&broadcast(
-                &format!("{prefix}-{i}"),
-                &format!("{prefix}{i}@example.org"),
-            ))
-        })
-        .collect()
-}
-
 fn sqs_event(records: &[(String, String)]) -> Value {
     json!({
         "Records": records.iter().map(|(id, body)| json!({
@@ -53,23 +42,6 @@ fn binary_env(env: &Env) -> Vec<(&'static str, String)> {
         ("POSTMARK_TIMEOUT_SECONDS", "30".to_owned()),
     ]);
     vars
-}
-
-fn accepted(env: &Env, job: &str) -> usize {
-    env.sim
-        .messages()
-        .iter()
-        .filter(|m| m.metadata.get("job_id").map(String::as_str) == Some(job))
-        .count()
-}
-
-fn batch_requests(env: &Env) -> u64 {
-    env.sim
-        .counters()
-        .requests
-        .get("POST /email/batch")
-        .copied()
-        .unwrap_or(0)
 }
 
 /// Kills the binary when `kill_when` holds, then delivers the same records to a live sender after the
@@ -104,7 +76,7 @@ async fn killed_then_delivered_again(
     for (sqs, _) in records {
         let job = sqs.trim_start_matches("sqs-");
         assert_eq!(env.status(job).await, Some(JobStatus::Sent), "{job}");
-        assert_eq!(accepted(env, job), 1, "{job}: sent exactly once");
+        assert_eq!(accepted_for(env, job), 1, "{job}: sent exactly once");
     }
 }
 
@@ -121,11 +93,7 @@ async fn killed_after_postmark_accepted_the_batch_each_job_is_sent_once() {
     );
     let records = jobs("crash-accepted", 3);
     killed_then_delivered_again(&env, &records, || env.sim.messages().len() >= 3).await;
-    assert_eq!(
-        batch_requests(&env),
-        1,
-        "the jobs were found, not sent again"
-    );
+    assert_eq!(batch_calls(&env), 1, "the jobs were found, not sent again");
 }
 
 #[tokio::test]
@@ -147,5 +115,5 @@ async fn killed_while_postmark_held_the_call_each_job_is_sent_once() {
             ),
     );
     let records = jobs("crash-held", 3);
-    killed_then_delivered_again(&env, &records, || batch_requests(&env) >= 1).await;
+    killed_then_delivered_again(&env, &records, || batch_calls(&env) >= 1).await;
 }

@@ -32,15 +32,6 @@ async fn sent_counter(env: &Env) -> i64 {
         .unwrap_or(0)
 }
 
-fn batch_calls(env: &Env) -> u64 {
-    env.sim
-        .counters()
-        .requests
-        .get("POST /email/batch")
-        .copied()
-        .unwrap_or(0)
-}
-
 /// An app on the same table and simulator with other settings.
 fn app_with(env: &Env, change: impl FnOnce(&mut Config)) -> App {
     let mut config = config(&env.t, &env.sim, &env.prefix, &env.tracking_secret);
@@ -54,29 +45,11 @@ fn app_with(env: &Env, change: impl FnOnce(&mut Config)) -> App {
     .unwrap()
 }
 
-fn jobs(prefix: &str, n: usize) -> Vec<(String, String)> {
-    (0..n)
-        .map(|i| {
-            record(&broadcast(
-                &format!("{prefix}-{i}"),
-                &format!("{prefix}{i}@example.org"),
-            ))
-        })
-        .collect()
-}
-
 /// Messages the simulator accepted per job id, for the jobs of `records`.
 fn accepted(env: &Env, records: &[(String, String)]) -> Vec<usize> {
-    let messages = env.sim.messages();
     records
         .iter()
-        .map(|(sqs, _)| {
-            let job = sqs.trim_start_matches("sqs-");
-            messages
-                .iter()
-                .filter(|m| m.metadata.get("job_id").map(String::as_str) == Some(job))
-                .count()
-        })
+        .map(|(sqs, _)| accepted_for(env, sqs.trim_start_matches("sqs-")))
         .collect()
 }
 

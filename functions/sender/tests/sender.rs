@@ -34,15 +34,6 @@ async fn counters(env: &Env) -> std::collections::BTreeMap<String, i64> {
         .counters
 }
 
-fn batch_calls(env: &Env) -> u64 {
-    env.sim
-        .counters()
-        .requests
-        .get("POST /email/batch")
-        .copied()
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn twelve_hundred_jobs_go_out_in_three_batch_calls_at_about_two_requests_each() {
     let env = Env::new().await;

@@ -337,6 +337,19 @@ fn outcome_counter(outcome: &JobOutcome) -> Option<&'static str> {
     }
 }
 
+/// Every outcome of a transaction that went through is written, but those left out for a lost claim.
+fn written_unless_lost(lost: &[bool]) -> Vec<Result<OutcomeRecorded, StoreError>> {
+    lost.iter()
+        .map(|l| {
+            Ok(if *l {
+                OutcomeRecorded::ClaimLost
+            } else {
+                OutcomeRecorded::Written
+            })
+        })
+        .collect()
+}
+
 /// An error with its causes, for an error that stands for several writes.
 fn error_text(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -700,18 +713,7 @@ impl Table {
             }
             let members: Vec<&OutcomeWrite<'_>> = live.iter().map(|&k| &writes[chunk[k]]).collect();
             match self.counted_transaction(&members, at).await {
-                Ok(()) => {
-                    return lost
-                        .iter()
-                        .map(|l| {
-                            Ok(if *l {
-                                OutcomeRecorded::ClaimLost
-                            } else {
-                                OutcomeRecorded::Written
-                            })
-                        })
-                        .collect();
-                }
+                Ok(()) => return written_unless_lost(&lost),
                 Err(e) => {
                     let failed: Vec<usize> = (0..live.len())
                         .filter(|&j| e.condition_failed_at(j))
@@ -733,18 +735,7 @@ impl Table {
                     // an earlier sending of this very transaction was applied whole.
                     let w = members[failed[0]];
                     match self.outcome_applied(w.id, w.token, &w.outcome).await {
-                        Ok(true) => {
-                            return lost
-                                .iter()
-                                .map(|l| {
-                                    Ok(if *l {
-                                        OutcomeRecorded::ClaimLost
-                                    } else {
-                                        OutcomeRecorded::Written
-                                    })
-                                })
-                                .collect();
-                        }
+                        Ok(true) => return written_unless_lost(&lost),
                         Ok(false) => {
                             for j in failed {
                                 lost[live[j]] = true;

@@ -229,3 +229,34 @@ pub fn transactional(id: &str, to: &str) -> Value {
         "tag": "receipt",
     })
 }
+
+/// `n` broadcast jobs `{prefix}-{i}` to `{prefix}{i}@example.org`, as records.
+pub fn jobs(prefix: &str, n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            record(&broadcast(
+                &format!("{prefix}-{i}"),
+                &format!("{prefix}{i}@example.org"),
+            ))
+        })
+        .collect()
+}
+
+/// Postmark batch calls the simulator has received.
+pub fn batch_calls(env: &Env) -> u64 {
+    env.sim
+        .counters()
+        .requests
+        .get("POST /email/batch")
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Messages the simulator accepted for a job.
+pub fn accepted_for(env: &Env, job: &str) -> usize {
+    env.sim
+        .messages()
+        .iter()
+        .filter(|m| m.metadata.get("job_id").map(String::as_str) == Some(job))
+        .count()
+}
