@@ -7,9 +7,11 @@
 //!
 //! Then, with the faults cleared, everything is read back through the store and compared with what the
 //! distinct events imply, computed here from the event list alone (no domain logic is called for it):
-//! every campaign counter and per-link click counter, every subscriber's standing (status and
-//! suppression; the strongest suppression since the latest reactivation, a tie going to the
-//! suppression), and every subscriber's activity log (one entry per distinct event, none twice).
+//! every campaign counter and per-link click counter (the store's stats reader), every subscriber's
+//! standing (status and suppression, the store's standings reader; expected: the strongest suppression
+//! since the latest reactivation, a tie going to the suppression), and every subscriber's activity log
+//! (one entry per distinct event, none twice; read with one consistent scan of the table, since the
+//! emulator's queries slow down as the table grows).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -779,7 +781,7 @@ pub async fn run(cfg: &WebhookFaults) -> FaultsReport {
     let table = Table::new(checker.clone(), table_name.clone());
     check_counters(&table, &events, &mut report).await;
     check_standings(&table, &events, &mut report).await;
-    check_activity(&table, &events, cfg.concurrency, &mut report).await;
+    check_activity(&checker, &table_name, &events, &mut report).await;
     report.checking = checking_started.elapsed();
 
     let _ = checker.delete_table().table_name(&table_name).send().await;
@@ -903,9 +905,9 @@ async fn check_standings(table: &Table, events: &[Sent], report: &mut FaultsRepo
 type EntryKey = (String, DateTime<Utc>, Option<String>);
 
 async fn check_activity(
-    table: &Table,
+    client: &aws_sdk_dynamodb::Client,
+    table_name: &str,
     events: &[Sent],
-    concurrency: usize,
     report: &mut FaultsReport,
 ) {
     let mut want: BTreeMap<usize, BTreeMap<EntryKey, usize>> = BTreeMap::new();
@@ -916,33 +918,64 @@ async fn check_activity(
             .entry((e.kind.to_owned(), e.at, e.message.map(message_id)))
             .or_default() += 1;
     }
-    let found: Vec<(usize, BTreeMap<EntryKey, Vec<String>>)> =
-        futures::stream::iter(want.keys().copied())
-            .map(|s| async move {
-                let email = EmailAddress::parse(&address(s)).expect("an address");
-                let mut got: BTreeMap<EntryKey, Vec<String>> = BTreeMap::new();
-                let mut cursor: Option<String> = None;
-                loop {
-                    let page = table
-                        .activity(email.key(), 100, cursor.as_deref())
-                        .await
-                        .expect("read the activity log");
-                    for entry in page.items {
-                        let message = entry.detail["message_id"].as_str().map(str::to_owned);
-                        got.entry((entry.kind, entry.at, message))
-                            .or_default()
-                            .push(entry.id);
-                    }
-                    match page.next {
-                        Some(next) => cursor = Some(next),
-                        None => break,
-                    }
-                }
-                (s, got)
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
+    // One scan of the table rather than a query per subscriber: the emulator's queries slow down with
+    // the table's size, so thousands of them would take longer than the run.
+    let by_address: HashMap<String, usize> = want
+        .keys()
+        .map(|s| {
+            (
+                format!(
+                    "SUB#{}",
+                    EmailAddress::parse(&address(*s)).expect("an address").key()
+                ),
+                *s,
+            )
+        })
+        .collect();
+    let mut found: BTreeMap<usize, BTreeMap<EntryKey, Vec<String>>> =
+        want.keys().map(|s| (*s, BTreeMap::new())).collect();
+    let mut pages = client
+        .scan()
+        .table_name(table_name)
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = pages.next().await {
+        let item = item.expect("scan the table");
+        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        let (Some(pk), Some(sk)) = (text(store::schema::PK), text(store::schema::SK)) else {
+            continue;
+        };
+        if !sk.starts_with("ACT#") {
+            continue;
+        }
+        let Some(s) = by_address.get(&pk).copied() else {
+            report
+                .activity_doubled
+                .push(format!("activity entry of an unknown address: {pk} {sk}"));
+            continue;
+        };
+        let at = text("at")
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let detail: Value = text("detail")
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or(Value::Null);
+        let (Some(kind), Some(at)) = (text("kind"), at) else {
+            report
+                .activity_doubled
+                .push(format!("unreadable activity entry {pk} {sk}"));
+            continue;
+        };
+        let message = detail["message_id"].as_str().map(str::to_owned);
+        found
+            .entry(s)
+            .or_default()
+            .entry((kind, at, message))
+            .or_default()
+            .push(text("id").unwrap_or(sk));
+    }
     for (s, got) in found {
         let expected = &want[&s];
         for (key, n) in expected {
