@@ -4,6 +4,8 @@
 #
 #   dev/bench.sh criterion    criterion benchmarks (release profile: LTO, one codegen unit; slow to build)
 #   dev/bench.sh webhook      10,000 webhook events through the webhook function against moto
+#   dev/bench.sh webhook-faults  the same mix with 20% copies against 5% DynamoDB faults, checked
+#                             exactly; seeds $SEEDS (default "1 2 3"); not part of `all`
 #   dev/bench.sh sender       10,000 send jobs through SQS, the poller and the sender to the simulator
 #   dev/bench.sh cold-start   spawn to first request for work of each release binary, and its size
 #   dev/bench.sh compare      Node's `postmark` client, the Postmark crate and the whole sender, one run
@@ -48,6 +50,16 @@ run_webhook() {
   with_moto
   log "webhook load: $N events"
   "$LOAD" webhook --events "$N"
+}
+
+run_webhook_faults() {
+  build_tools
+  with_moto
+  local seed
+  for seed in ${SEEDS:-1 2 3}; do
+    log "webhook under DynamoDB faults: $N events, seed $seed"
+    "$LOAD" webhook-faults --events "$N" --seed "$seed"
+  done
 }
 
 run_sender() {
@@ -140,6 +152,7 @@ PY
 case ${1:-all} in
   criterion) run_criterion ;;
   webhook) run_webhook ;;
+  webhook-faults) run_webhook_faults ;;
   sender) run_sender ;;
   cold-start) run_cold_start ;;
   compare) run_compare ;;
@@ -151,7 +164,7 @@ case ${1:-all} in
     run_compare
     ;;
   *)
-    echo "usage: dev/bench.sh [criterion|webhook|sender|cold-start|compare|all]" >&2
+    echo "usage: dev/bench.sh [criterion|webhook|webhook-faults|sender|cold-start|compare|all]" >&2
     exit 2
     ;;
 esac
