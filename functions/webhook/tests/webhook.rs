@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use domain::ports::RecipientStandings;
 use domain::trace::{Campaign, CampaignKind};
 use domain::tracking::{TokenSigner, TrackingTarget};
 use domain::{JobId, SubscriberStatus, SuppressionReason};
@@ -784,7 +785,201 @@ async fn an_out_of_order_reactivation_does_not_undo_a_later_suppression() {
     assert_eq!(log.len(), 2, "both events are in the log");
     assert!(
         log.iter()
-            .any(|e| e.detail.get("stale") == Some(&json!(true)))
+            .any(|e| e.detail.get("standing_unchanged") == Some(&json!(true)))
+    );
+}
+
+/// A status-changing webhook for john@example.com at `at`.
+fn status_event(kind: &str, at: &str) -> Value {
+    let subscription_change = |suppress: bool, reason: Value, origin: &str| {
+        with_body("postmark-symfony_subscription_change", |b| {
+            b["SuppressSending"] = json!(suppress);
+            b["SuppressionReason"] = reason;
+            b["Origin"] = json!(origin);
+            b["ChangedAt"] = json!(at);
+        })
+    };
+    match kind {
+        "complaint" => with_body("postmark-symfony_spam_complaint", |b| {
+            b["BouncedAt"] = json!(at);
+        }),
+        "hard_bounce" => with_body("postmark-symfony_bounce", |b| b["BouncedAt"] = json!(at)),
+        "unsubscribe" => subscription_change(true, json!("ManualSuppression"), "Recipient"),
+        "no_reason" => subscription_change(true, Value::Null, "Customer"),
+        "reactivation" => subscription_change(false, Value::Null, "Customer"),
+        other => panic!("no such status event {other}"),
+    }
+}
+
+/// The standing as every reader sees it: the profile's status and reason, the suppression list's entry,
+/// and the sender's batched read.
+async fn standing_seen(env: &Env) -> (Option<String>, Option<String>, Option<String>, Vec<String>) {
+    let p = profile(env, "john@example.com").await.unwrap();
+    let list = env
+        .t
+        .table
+        .query_page(store::table::PageQuery {
+            index: Some(store::schema::GSI1),
+            partition_attr: store::schema::GSI1_PK,
+            partition: store::subscribers::SUPPRESSED_PARTITION,
+            sort_attr: store::schema::GSI1_SK,
+            sort_prefix: None,
+            newest_first: false,
+            limit: 10,
+            cursor: None,
+        })
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|i| get_s(i, "gsi1sk").unwrap().to_owned())
+        .collect();
+    let john = domain::EmailAddress::parse("john@example.com").unwrap();
+    let read = env.t.table.standings(&[john]).await.unwrap();
+    let sender = &read["john@example.com"];
+    assert_eq!(
+        status(&p),
+        Some(sender.status.as_str()),
+        "the sender reads the same status"
+    );
+    assert_eq!(
+        get_s(&p, "suppression_reason"),
+        sender.suppression.map(|r| r.as_str())
+    );
+    (
+        status(&p).map(str::to_owned),
+        get_s(&p, "suppression_reason").map(str::to_owned),
+        get_s(&p, "suppressed_at").map(str::to_owned),
+        list,
+    )
+}
+
+#[tokio::test]
+async fn status_events_in_any_arrival_order_end_in_one_standing() {
+    type Scenario<'a> = (&'a [(&'a str, &'a str)], (&'a str, &'a str, &'a str));
+    let scenarios: &[Scenario] = &[
+        (
+            // The complaint is the oldest suppression but the strongest; the reactivation is older still.
+            &[
+                ("reactivation", "2026-05-01T10:00:00Z"),
+                ("complaint", "2026-05-01T10:02:00Z"),
+                ("hard_bounce", "2026-05-01T10:03:00Z"),
+                ("unsubscribe", "2026-05-01T10:04:00Z"),
+                ("no_reason", "2026-05-01T10:05:00Z"),
+            ],
+            ("complained", "SpamComplaint", "2026-05-01T10:02:00.000000Z"),
+        ),
+        (
+            // A reactivation after the bounce lifts it and the complaint; the later suppressions hold, and
+            // the one at the reactivation's very instant too.
+            &[
+                ("complaint", "2026-05-01T10:02:00Z"),
+                ("hard_bounce", "2026-05-01T10:03:00Z"),
+                ("reactivation", "2026-05-01T10:04:00Z"),
+                ("unsubscribe", "2026-05-01T10:04:00Z"),
+                ("no_reason", "2026-05-01T10:01:00Z"),
+            ],
+            (
+                "unsubscribed",
+                "Unsubscribed",
+                "2026-05-01T10:04:00.000000Z",
+            ),
+        ),
+    ];
+    for (events, (want_status, want_reason, want_since)) in scenarios {
+        let n = events.len();
+        let orders: Vec<Vec<usize>> = vec![
+            (0..n).collect(),
+            (0..n).rev().collect(),
+            vec![2, 0, 4, 1, 3],
+            vec![4, 2, 3, 0, 1],
+            vec![1, 3, 0, 4, 2],
+        ];
+        let mut seen = Vec::new();
+        for order in &orders {
+            let env = env().await;
+            for &i in order {
+                let (kind, at) = events[i];
+                let r = call(&env, &status_event(kind, at)).await;
+                assert_eq!(body_json(&r)["status"], "accepted", "{kind} at {at}");
+            }
+            let got = standing_seen(&env).await;
+            assert_eq!(
+                (got.0.as_deref(), got.1.as_deref(), got.2.as_deref()),
+                (Some(*want_status), Some(*want_reason), Some(*want_since)),
+                "order {order:?}"
+            );
+            assert_eq!(
+                got.3,
+                vec![format!("{want_reason}#john@example.com")],
+                "order {order:?}: one entry on the suppression list, with the reason"
+            );
+            let log = env
+                .t
+                .table
+                .activity("john@example.com", 100, None)
+                .await
+                .unwrap()
+                .items;
+            assert_eq!(log.len(), n, "order {order:?}: every event is in the log");
+            seen.push(got);
+        }
+        assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_unsubscribe_after_a_hard_bounce_keeps_receipts_blocked() {
+    let env = env().await;
+    for (kind, at) in [
+        ("hard_bounce", "2026-05-01T10:00:00Z"),
+        ("unsubscribe", "2026-05-01T11:00:00Z"),
+    ] {
+        assert_eq!(
+            body_json(&call(&env, &status_event(kind, at)).await)["status"],
+            "accepted"
+        );
+    }
+    let john = domain::EmailAddress::parse("john@example.com").unwrap();
+    let read = env.t.table.standings(&[john]).await.unwrap();
+    let standing = &read["john@example.com"];
+    assert_eq!(standing.status, SubscriberStatus::Deactivated);
+    assert_eq!(
+        domain::jobs::skip_reason(domain::EmailType::Transactional, Some(standing)),
+        Some(domain::jobs::SkipReason::Suppressed(
+            SuppressionReason::HardBounce
+        ))
+    );
+    let log = env
+        .t
+        .table
+        .activity("john@example.com", 10, None)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].kind, "suppressed");
+    assert_eq!(
+        log[0].detail.get("standing_unchanged"),
+        Some(&json!(true)),
+        "the unsubscribe is logged, marked as changing nothing visible"
+    );
+}
+
+#[tokio::test]
+async fn a_status_change_reads_the_standing_once_and_a_delivery_does_not() {
+    let env = env().await;
+    let warm = with_body("postmark-symfony_delivery", |b| in_broadcast(b, "job-1"));
+    assert_eq!(call(&env, &warm).await.status(), StatusCode::OK);
+    env.t.aws.requests.reset();
+    let bounce = status_event("hard_bounce", "2026-05-01T10:00:00Z");
+    assert_eq!(body_json(&call(&env, &bounce).await)["status"], "accepted");
+    let counts = env.t.aws.requests.snapshot();
+    assert_eq!(counts.get("DynamoDB.GetItem"), Some(&1), "{counts:?}");
+    assert_eq!(
+        counts.get("DynamoDB.TransactWriteItems"),
+        Some(&1),
+        "{counts:?}"
     );
 }
 
