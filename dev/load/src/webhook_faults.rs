@@ -527,12 +527,12 @@ fn generate(n: usize, seed: u64) -> Vec<Sent> {
     events
 }
 
-/// What the events imply for one campaign's counters and its links' click counters.
-fn expected_counters(
-    events: &[Sent],
-) -> BTreeMap<usize, (BTreeMap<String, i64>, BTreeMap<String, [i64; 4]>)> {
-    let mut out: BTreeMap<usize, (BTreeMap<String, i64>, BTreeMap<String, [i64; 4]>)> =
-        BTreeMap::new();
+/// One campaign's counters, and per link its clicks, unique, human and unique human clicks.
+type Expected = (BTreeMap<String, i64>, BTreeMap<String, [i64; 4]>);
+
+/// What the events imply for each campaign's counters and its links' click counters.
+fn expected_counters(events: &[Sent]) -> BTreeMap<usize, Expected> {
+    let mut out: BTreeMap<usize, Expected> = BTreeMap::new();
     // Per campaign and message (and link): whether any, and any human, engagement was seen already.
     let mut seen: HashMap<(usize, usize, Option<usize>, bool), bool> = HashMap::new();
     for e in events {
