@@ -89,6 +89,9 @@ enum Run {
         /// Stop polling after this long even if jobs are left.
         #[arg(long, default_value_t = 900)]
         time_limit_secs: u64,
+        /// How long the simulator's search takes to show a message (a check that duplicates are seen).
+        #[arg(long, default_value_t = 0)]
+        search_delay_secs: u64,
     },
     /// The Postmark crate alone: the load messages in batches of 500, one call at a time.
     PostmarkCrate {
@@ -178,12 +181,14 @@ async fn main() {
             kills,
             search_settle_secs,
             time_limit_secs,
+            search_delay_secs,
         } => {
             let mut run = load::sender_faults::SenderFaults::new(jobs, seed);
             run.batch_size = batch_size;
             run.kills = kills;
             run.search_settle = std::time::Duration::from_secs(search_settle_secs);
             run.time_limit = std::time::Duration::from_secs(time_limit_secs);
+            run.search_delay = std::time::Duration::from_secs(search_delay_secs);
             sender_faults(&run).await
         }
         Run::PostmarkCrate {

@@ -61,6 +61,8 @@ pub struct SenderFaults {
     pub search_settle: Duration,
     /// The sender's `postmark_timeout`.
     pub postmark_timeout: Duration,
+    /// How long the simulator's search takes to show an accepted message (zero: at once).
+    pub search_delay: Duration,
     /// The sender's `claim_lease` (longer than an invocation).
     pub claim_lease: Duration,
     /// The queue's visibility timeout (what a failed invocation's messages wait).
@@ -88,6 +90,7 @@ impl SenderFaults {
             kills: 5,
             search_settle: Duration::from_secs(1),
             postmark_timeout: Duration::from_secs(2),
+            search_delay: Duration::ZERO,
             claim_lease: Duration::from_secs(10),
             visibility_timeout_secs: 8,
             max_receive: 30,
@@ -474,6 +477,7 @@ pub async fn run(run: &SenderFaults) -> FaultsReport {
             .sender_domain(messages::SENDER_DOMAIN)
             .webhooks_enabled(false),
     );
+    sim.set_search_delay(run.search_delay);
     let api_url = sim.api_url();
 
     let mut server = EmailServer::api(
