@@ -62,10 +62,19 @@ impl Deadline {
         }
     }
 
-    /// Whether a call started now ends in time.
+    /// Whether an API call started now ends in time.
     pub fn allows_call(&self) -> bool {
-        self.at
-            .is_none_or(|at| Instant::now() + self.call_budget <= at)
+        self.allows(self.call_budget)
+    }
+
+    /// Whether an SMTP message started now ends in time: the transport gives a message twice its
+    /// timeout (connect, then the exchange).
+    pub fn allows_smtp(&self) -> bool {
+        self.allows(self.call_budget * 2)
+    }
+
+    fn allows(&self, budget: Duration) -> bool {
+        self.at.is_none_or(|at| Instant::now() + budget <= at)
     }
 }
 
@@ -266,7 +275,7 @@ impl Work {
                         let transport = transport.clone();
                         let via = via.clone();
                         async move {
-                            if !deadline.allows_call() {
+                            if !deadline.allows_smtp() {
                                 return (i, Verdict::NotStarted, false);
                             }
                             (i, verdict::smtp(transport.send(&email).await, &via), true)

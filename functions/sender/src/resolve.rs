@@ -102,10 +102,8 @@ pub async fn resolve(
                                  looked up: {reason}; it is not sent again"
                             ),
                             error_code: None,
-                            via: Some(Via {
-                                server_id: s.server_id.clone(),
-                                stream: s.stream.clone(),
-                            }),
+                            // Not Postmark's answer: nothing for the server's breaker.
+                            via: None,
                             suppress: false,
                         });
                     }

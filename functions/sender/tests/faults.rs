@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use domain::servers::{Delivery, SmtpAuthentication, SmtpSettings};
 use domain::trace::{Campaign, CampaignKind};
 use postmark_sim::{FaultAction, FaultRule, Faults};
 use store::jobs::JobStatus;
@@ -95,6 +96,49 @@ async fn a_batch_postmark_took_whose_answer_was_lost_is_looked_up_not_sent_again
         }
         assert_eq!(sent_counter(&env).await, 3, "{name}: counted once");
     }
+}
+
+#[tokio::test]
+async fn an_smtp_message_whose_answer_was_lost_after_data_is_looked_up_not_sent_again() {
+    let env = Env::new().await;
+    let smtp_addr = env.sim.smtp_addr().expect("SMTP listener");
+    let mut smtp = api_server("smtp-lost");
+    smtp.delivery = Delivery::Smtp(SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: smtp_addr.port(),
+        authentication: SmtpAuthentication::Login,
+        starttls: true,
+    });
+    env.store_server(smtp).await;
+    let app = app_with(&env, |c| c.postmark_timeout = Duration::from_secs(1));
+    env.sim.set_faults(
+        Faults::seeded(1).rule(
+            FaultRule::new(FaultAction::AcceptThenDrop)
+                .path("smtp")
+                .times(1),
+        ),
+    );
+    let records: Vec<_> = (0..2)
+        .map(|i| {
+            let mut job =
+                transactional(&format!("smtp-lost-{i}"), &format!("buyer{i}@example.org"));
+            job["server_id"] = serde_json::json!("smtp-lost");
+            record(&job)
+        })
+        .collect();
+    let first = failures(sender::handle(&app, event(&records)).await);
+    assert_eq!(
+        first.len(),
+        1,
+        "the message whose reply was lost: {first:?}"
+    );
+    let lost = first[0].trim_start_matches("sqs-").to_owned();
+    assert_eq!(env.status(&lost).await, Some(JobStatus::Unknown));
+    assert_eq!(accepted(&env, &records), [1, 1]);
+
+    assert!(failures(sender::handle(&app, event(&records)).await).is_empty());
+    assert_eq!(accepted(&env, &records), [1, 1], "sent once");
+    assert_eq!(env.status(&lost).await, Some(JobStatus::Sent));
 }
 
 #[tokio::test]
