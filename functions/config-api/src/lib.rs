@@ -46,10 +46,11 @@ impl App {
         Ok(Self::new(Config::from_env()?, sdk))
     }
 
-    /// DynamoDB through [`store::aws::dynamodb_client`] with the default [`store::aws::StorePolicy`].
+    /// DynamoDB and Secrets Manager with the default [`store::aws::StorePolicy`].
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
-        let dynamodb = store::aws::dynamodb_client(sdk, &store::aws::StorePolicy::default());
-        let secretsmanager = aws_sdk_secretsmanager::Client::new(sdk);
+        let policy = store::aws::StorePolicy::default();
+        let dynamodb = store::aws::dynamodb_client(sdk, &policy);
+        let secretsmanager = store::aws::secrets_client(sdk, &policy);
         Self::with_clients(config, dynamodb, secretsmanager)
     }
 

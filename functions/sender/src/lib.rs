@@ -80,18 +80,16 @@ pub struct App {
 
 impl App {
     pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Result<Self, ConfigError> {
+        // A batch's writes (100-item transactions, 25-item batches) take longer than single items.
+        let policy = store::aws::StorePolicy {
+            operation_timeout: Duration::from_secs(20),
+            attempt_timeout: Duration::from_secs(8),
+            ..store::aws::StorePolicy::default()
+        };
         Self::with_clients(
-            // A batch's writes (100-item transactions, 25-item batches) take longer than single items.
-            store::aws::dynamodb_client(
-                sdk,
-                &store::aws::StorePolicy {
-                    operation_timeout: Duration::from_secs(20),
-                    attempt_timeout: Duration::from_secs(8),
-                    ..store::aws::StorePolicy::default()
-                },
-            ),
-            aws_sdk_secretsmanager::Client::new(sdk),
-            aws_sdk_sqs::Client::new(sdk),
+            store::aws::dynamodb_client(sdk, &policy),
+            store::aws::secrets_client(sdk, &policy),
+            store::aws::sqs_client(sdk, &policy),
             config,
         )
     }

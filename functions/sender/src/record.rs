@@ -152,13 +152,10 @@ async fn suppress_inactive(
             continue;
         }
         let address = o.job.recipient();
-        let result = match app
+        let result = app
             .table
-            .suppress_op(address, SuppressionReason::InactiveRecipient, now)
-        {
-            Ok(op) => app.table.transact(vec![op]).await,
-            Err(e) => Err(e),
-        };
+            .suppress(address, SuppressionReason::InactiveRecipient, now)
+            .await;
         if let Err(e) = result {
             error!(address = address.as_str(), error = ?e, "an inactive recipient could not be suppressed");
         }

@@ -58,7 +58,7 @@ impl App {
     pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Self {
         Self::with_clients(
             store::aws::dynamodb_client(sdk, &StorePolicy::default()),
-            aws_sdk_secretsmanager::Client::new(sdk),
+            store::aws::secrets_client(sdk, &StorePolicy::default()),
             config,
         )
     }

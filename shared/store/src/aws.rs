@@ -88,6 +88,27 @@ pub fn dynamodb_client(sdk: &SdkConfig, policy: &StorePolicy) -> aws_sdk_dynamod
     aws_sdk_dynamodb::Client::from_conf(dynamodb_config(sdk, policy).build())
 }
 
+/// The Secrets Manager client every function uses: the same bounded retries and timeouts, so that a
+/// Secrets Manager that hangs is abandoned (and the cached value served, see [`crate::SecretCache`]).
+pub fn secrets_client(sdk: &SdkConfig, policy: &StorePolicy) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(sdk)
+            .retry_config(policy.retry_config())
+            .timeout_config(policy.timeout_config())
+            .build(),
+    )
+}
+
+/// The SQS client of the functions: the same bounded retries and timeouts.
+pub fn sqs_client(sdk: &SdkConfig, policy: &StorePolicy) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(sdk)
+            .retry_config(policy.retry_config())
+            .timeout_config(policy.timeout_config())
+            .build(),
+    )
+}
+
 /// Whether a transaction cancelled with these reasons may succeed if sent again: some item met a
 /// conflicting transaction or a throttle, and none refused its condition (a refused condition is an
 /// answer, the same every time).

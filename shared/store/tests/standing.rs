@@ -158,10 +158,6 @@ async fn a_profile_written_before_the_levels_were_kept_keeps_its_standing() {
         .await
         .unwrap();
 
-    let blind = t.table.suppress_op(&a, ManualSuppression, m(20)).unwrap();
-    let refused = t.table.transact(vec![blind]).await.unwrap_err();
-    assert!(refused.condition_failed_at(0), "{refused:?}");
-
     t.table.suppress(&a, Unsubscribed, m(20)).await.unwrap();
     t.table.reactivate(&a, m(5)).await.unwrap();
     let p = profile(&t, &a).await;
@@ -179,62 +175,4 @@ async fn a_profile_written_before_the_levels_were_kept_keeps_its_standing() {
         Some("unsubscribed"),
         "the later unsubscribe was kept"
     );
-}
-
-#[tokio::test]
-async fn the_blind_suppression_writes_only_what_the_domain_would_decide() {
-    let t = TestTable::new().await;
-    let fresh = addr("fresh@example.com");
-    t.table
-        .transact(vec![
-            t.table
-                .suppress_op(&fresh, InactiveRecipient, m(10))
-                .unwrap(),
-        ])
-        .await
-        .unwrap();
-    let p = profile(&t, &fresh).await;
-    assert_eq!(get_s(&p, "status"), Some("deactivated"));
-    assert_eq!(
-        get_s(&p, "gsi1sk"),
-        Some("InactiveRecipient#fresh@example.com")
-    );
-    let stored = stored_standing(&p).unwrap();
-    assert_eq!(
-        stored.state,
-        standing::apply(
-            &StandingState::default(),
-            StatusChange::Suppress(InactiveRecipient),
-            m(10)
-        )
-    );
-    assert!(stored.version.is_some(), "it moves the version");
-
-    let complained = addr("complained@example.com");
-    t.table
-        .suppress(&complained, SpamComplaint, m(10))
-        .await
-        .unwrap();
-    for (reason, at) in [(InactiveRecipient, m(20)), (SpamComplaint, m(5))] {
-        let op = t.table.suppress_op(&complained, reason, at).unwrap();
-        let e = t.table.transact(vec![op]).await.unwrap_err();
-        assert!(e.condition_failed_at(0), "{reason}: {e:?}");
-    }
-    t.table.reactivate(&complained, m(15)).await.unwrap();
-    let op = t
-        .table
-        .suppress_op(&complained, Unsubscribed, m(14))
-        .unwrap();
-    assert!(
-        t.table.transact(vec![op]).await.is_err(),
-        "older than the reactivation"
-    );
-    let op = t
-        .table
-        .suppress_op(&complained, Unsubscribed, m(16))
-        .unwrap();
-    t.table.transact(vec![op]).await.unwrap();
-    let p = profile(&t, &complained).await;
-    assert_eq!(get_s(&p, "status"), Some("unsubscribed"));
-    assert_eq!(get_s(&p, "suppression_reason"), Some("Unsubscribed"));
 }

@@ -160,12 +160,11 @@ impl Env {
 
     pub async fn suppress(&self, address: &str, reason: SuppressionReason) {
         let address = EmailAddress::parse(address).unwrap();
-        let op = self
-            .t
+        self.t
             .table
-            .suppress_op(&address, reason, Utc::now())
+            .suppress(&address, reason, Utc::now())
+            .await
             .unwrap();
-        self.t.table.transact(vec![op]).await.unwrap();
     }
 }
 
