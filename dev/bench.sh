@@ -7,6 +7,8 @@
 #   dev/bench.sh webhook-faults  the same mix with 20% copies against 5% DynamoDB faults, checked
 #                             exactly; seeds $SEEDS (default "1 2 3"); not part of `all`
 #   dev/bench.sh sender       10,000 send jobs through SQS, the poller and the sender to the simulator
+#   dev/bench.sh sender-faults  1,000 jobs ($JOBS) under Postmark and DynamoDB faults and kills, counted per
+#                             job; seeds $SEEDS (default "1 2 3"); not part of `all`
 #   dev/bench.sh cold-start   spawn to first request for work of each release binary, and its size
 #   dev/bench.sh compare      Node's `postmark` client, the Postmark crate and the whole sender, one run
 #   dev/bench.sh all          all of the above
@@ -59,6 +61,16 @@ run_webhook_faults() {
   for seed in ${SEEDS:-1 2 3}; do
     log "webhook under DynamoDB faults: $N events, seed $seed"
     "$LOAD" webhook-faults --events "$N" --seed "$seed"
+  done
+}
+
+run_sender_faults() {
+  build_tools
+  with_moto
+  local seed
+  for seed in ${SEEDS:-1 2 3}; do
+    log "sender under faults: ${JOBS:-1000} jobs, seed $seed"
+    "$LOAD" sender-faults --jobs "${JOBS:-1000}" --seed "$seed"
   done
 }
 
@@ -153,6 +165,7 @@ case ${1:-all} in
   criterion) run_criterion ;;
   webhook) run_webhook ;;
   webhook-faults) run_webhook_faults ;;
+  sender-faults) run_sender_faults ;;
   sender) run_sender ;;
   cold-start) run_cold_start ;;
   compare) run_compare ;;
@@ -164,7 +177,7 @@ case ${1:-all} in
     run_compare
     ;;
   *)
-    echo "usage: dev/bench.sh [criterion|webhook|webhook-faults|sender|cold-start|compare|all]" >&2
+    echo "usage: dev/bench.sh [criterion|webhook|webhook-faults|sender|sender-faults|cold-start|compare|all]" >&2
     exit 2
     ;;
 esac

@@ -223,8 +223,10 @@ impl HandBack {
     }
 }
 
-/// The invocation's deadline (Lambda's epoch milliseconds) on this process's clock.
-pub fn deadline_of(epoch_ms: u64) -> Instant {
+/// The invocation's deadline (Lambda's epoch milliseconds) on this process's clock. `None` for a deadline
+/// already past when the invocation starts, which Lambda never gives but local emulators do (cargo lambda
+/// watch sends a constant): then no deadline is applied, and that is logged.
+pub fn deadline_of(epoch_ms: u64) -> Option<Instant> {
     let now_ms = u64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -232,7 +234,14 @@ pub fn deadline_of(epoch_ms: u64) -> Instant {
             .as_millis(),
     )
     .unwrap_or(u64::MAX);
-    Instant::now() + Duration::from_millis(epoch_ms.saturating_sub(now_ms))
+    if epoch_ms <= now_ms {
+        warn!(
+            deadline_ms = epoch_ms,
+            "the runtime's invocation deadline is already past; running without one"
+        );
+        return None;
+    }
+    Some(Instant::now() + Duration::from_millis(epoch_ms - now_ms))
 }
 
 /// The function's entry point without a deadline (tests, local tools).
@@ -257,6 +266,15 @@ pub async fn handle_until(
         ..Summary::default()
     };
     let mut back = HandBack::default();
+    if !deadline.allows_call() {
+        error!(
+            error_kind = "configuration",
+            postmark_timeout_secs = app.config.postmark_timeout.as_secs(),
+            deadline_margin_secs = app.config.deadline_margin.as_secs(),
+            "the invocation's time leaves no room for a Postmark call: the function's timeout must exceed \
+             POSTMARK_TIMEOUT_SECONDS + DEADLINE_MARGIN_SECONDS"
+        );
+    }
 
     let (valid, invalid) = intake(event, &mut summary);
     summary.rejected = invalid.len();
@@ -358,7 +376,7 @@ fn retry_wait(app: &App, received: &Received) -> Duration {
         .delay(received.receive_count, backoff::unit())
 }
 
-/// Decides, claims, looks up, sends and records the valid jobs.
+/// Plans, claims, looks up, sends and records the valid jobs.
 async fn run(
     app: &App,
     valid: Vec<(Received, SendJob)>,
@@ -391,16 +409,48 @@ async fn run(
         }
     };
 
-    // What to do with each job, and the calls the sends go in.
-    let mut groups: Vec<CallGroup<'_>> = Vec::new();
-    let mut planned: Vec<(Received, SendJob, Intent)> = Vec::new();
+    let (groups, planned) = plan(app, valid, &standings, &servers, now).await;
+    let to_claim = hold_paused(app, &groups, planned, summary, back);
+    let mut owned = claim(app, &groups, to_claim, now, summary, back).await;
+    let mut verdicts: Vec<Option<Verdict>> = vec![None; owned.len()];
+    lookup(app, &servers, &owned, &mut verdicts, summary).await;
+    send(app, &groups, &owned, &mut verdicts, deadline, summary).await;
+    let verdicts: Vec<Verdict> = verdicts
+        .into_iter()
+        .map(|v| v.unwrap_or_else(|| Verdict::retry("no verdict (internal error)")))
+        .collect();
+
+    record_breakers(app, &groups, &owned, &verdicts, now).await;
+    for (o, v) in owned.iter().zip(&verdicts) {
+        *summary.counts.entry(v.name()).or_default() += 1;
+        log_verdict(&o.job, v);
+    }
+    let waits = record::record(app, &mut owned, &verdicts).await;
+    for (o, wait) in owned.into_iter().zip(waits) {
+        if let Some(wait) = wait {
+            back.add(o.received, wait);
+        }
+    }
+}
+
+/// What to do with each job (skip it, hold it, or send it in one of the run's calls), and the calls: one
+/// per server and stream, each with its breaker's gate.
+async fn plan<'s>(
+    app: &App,
+    valid: Vec<(Received, SendJob)>,
+    standings: &HashMap<String, domain::ports::RecipientStanding>,
+    servers: &'s [EmailServer],
+    now: DateTime<Utc>,
+) -> (Vec<CallGroup<'s>>, Vec<(Received, SendJob, Intent)>) {
+    let mut groups: Vec<CallGroup<'s>> = Vec::new();
+    let mut planned = Vec::with_capacity(valid.len());
     for (received, job) in valid {
         if let Some(reason) = skip_reason(job.email_type, standings.get(job.recipient().key())) {
             planned.push((received, job, Intent::Skip(reason)));
             continue;
         }
         let r = match route(
-            &servers,
+            servers,
             job.email_type,
             job.server_id.as_ref().map(ServerId::as_str),
         ) {
@@ -445,8 +495,17 @@ async fn run(
         };
         planned.push((received, job, Intent::Send { group }));
     }
+    (groups, planned)
+}
 
-    // A paused server's jobs wait without a claim; a probe sends a few.
+/// A paused server's jobs go back for its pause without a claim; a probe keeps only a few of them.
+fn hold_paused(
+    app: &App,
+    groups: &[CallGroup<'_>],
+    planned: Vec<(Received, SendJob, Intent)>,
+    summary: &mut Summary,
+    back: &mut HandBack,
+) -> Vec<(Received, SendJob, Intent)> {
     let mut probe_left: Vec<Option<usize>> = groups
         .iter()
         .map(|g| match g.gate {
@@ -454,7 +513,7 @@ async fn run(
             _ => None,
         })
         .collect();
-    let mut to_claim = Vec::new();
+    let mut kept = Vec::with_capacity(planned.len());
     for (received, job, intent) in planned {
         if let Intent::Send { group } = intent {
             let wait = match (groups[group].gate, probe_left[group].as_mut()) {
@@ -472,14 +531,20 @@ async fn run(
                 continue;
             }
         }
-        to_claim.push((received, job, intent));
+        kept.push((received, job, intent));
     }
+    kept
+}
 
-    let mut owned = claim(app, &groups, to_claim, now, summary, back).await;
-    let mut verdicts: Vec<Option<Verdict>> = vec![None; owned.len()];
-    lookup(app, &servers, &owned, &mut verdicts, summary).await;
-
-    // Skips, and the sends.
+/// Decides the owned jobs still undecided: skips and holds as planned, sends through their calls.
+async fn send(
+    app: &App,
+    groups: &[CallGroup<'_>],
+    owned: &[Owned],
+    verdicts: &mut [Option<Verdict>],
+    deadline: Deadline,
+    summary: &mut Summary,
+) {
     let mut sends: Vec<Vec<(usize, &SendJob)>> = vec![Vec::new(); groups.len()];
     for (i, o) in owned.iter().enumerate() {
         if verdicts[i].is_some() {
@@ -521,22 +586,6 @@ async fn run(
     summary.calls = calls;
     for (i, v) in delivered {
         verdicts[i] = Some(v);
-    }
-    let verdicts: Vec<Verdict> = verdicts
-        .into_iter()
-        .map(|v| v.unwrap_or_else(|| Verdict::retry("no verdict (internal error)")))
-        .collect();
-
-    record_breakers(app, &groups, &owned, &verdicts, now).await;
-    for (o, v) in owned.iter().zip(&verdicts) {
-        *summary.counts.entry(v.name()).or_default() += 1;
-        log_verdict(&o.job, v);
-    }
-    let waits = record::record(app, &mut owned, &verdicts).await;
-    for (o, wait) in owned.into_iter().zip(waits) {
-        if let Some(wait) = wait {
-            back.add(o.received, wait);
-        }
     }
 }
 
@@ -765,5 +814,24 @@ fn log_verdict(job: &SendJob, v: &Verdict) {
             job_id = %job.id, reason, delay_secs = delay.as_secs(),
             "an earlier call is not looked up yet; handed back"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch_ms_in(offset_ms: i64) -> u64 {
+        u64::try_from(Utc::now().timestamp_millis() + offset_ms).unwrap()
+    }
+
+    #[test]
+    fn a_deadline_ahead_is_kept_and_one_already_past_is_dropped() {
+        let ahead = deadline_of(epoch_ms_in(60_000)).expect("a deadline ahead");
+        let left = ahead - Instant::now();
+        assert!(left > Duration::from_secs(55) && left <= Duration::from_secs(60));
+        assert_eq!(deadline_of(epoch_ms_in(-1_000)), None);
+        // What cargo lambda watch sends.
+        assert_eq!(deadline_of(600_000), None);
     }
 }

@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let app = &app;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = sender::deadline_of(event.context.deadline);
-        Ok::<_, Error>(sender::handle_until(app, event.payload, Some(deadline)).await)
+        Ok::<_, Error>(sender::handle_until(app, event.payload, deadline).await)
     }))
     .await
 }
