@@ -109,7 +109,12 @@ pub async fn campaign(app: &App, kind: CampaignKind, id: &str) -> ApiResult {
 }
 
 /// Attributes of a job item that are the sender's bookkeeping (its lease), not the job's outcome.
-const JOB_INTERNAL: &[&str] = &["claim_token", "lease_until", store::schema::TTL_ATTRIBUTE];
+const JOB_INTERNAL: &[&str] = &[
+    store::jobs::CLAIM_TOKEN,
+    store::jobs::LEASE_UNTIL,
+    store::jobs::PENDING_SENDS,
+    store::schema::TTL_ATTRIBUTE,
+];
 
 fn job_view(item: &Item, id: Option<&str>) -> Value {
     let mut fields = item_to_json(item);

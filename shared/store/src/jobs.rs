@@ -286,10 +286,11 @@ impl UpdateBuilder {
     }
 }
 
-/// Attributes of a job item that the claim and outcome writes use.
-const PENDING_SENDS: &str = "pending_sends";
-const CLAIM_TOKEN: &str = "claim_token";
-const LEASE_UNTIL: &str = "lease_until";
+/// Attributes of a job item that only the sender's bookkeeping reads: the calls that may hold the job, the
+/// claim's token and its lease.
+pub const PENDING_SENDS: &str = "pending_sends";
+pub const CLAIM_TOKEN: &str = "claim_token";
+pub const LEASE_UNTIL: &str = "lease_until";
 /// Outcome updates per transaction, with room for the campaign counter (DynamoDB allows 100 items).
 const OUTCOMES_PER_TRANSACTION: usize = 99;
 

@@ -6,7 +6,7 @@ use domain::trace::{Campaign, CampaignKind};
 use domain::{EmailAddress, EmailType, JobId, SuppressionReason};
 use serde_json::{Value, json};
 use store::activity::ActivityEntry;
-use store::jobs::{Claimed, JobClaim, JobOutcome, OutcomeRecorded, Rejection};
+use store::jobs::{Claimed, JobClaim, JobOutcome, OutcomeRecorded, Rejection, SendAttempt};
 
 use crate::support::TestApp;
 
@@ -363,6 +363,12 @@ async fn jobs_read_back_as_the_sender_wrote_them() {
     let app = TestApp::new().await;
     let at = Utc.with_ymd_and_hms(2026, 5, 1, 10, 0, 0).unwrap();
     let recipient = addr("buyer@example.com");
+    let call = SendAttempt {
+        server_id: "srv1".into(),
+        stream: "outbound".into(),
+        send_id: "call-1".into(),
+        at,
+    };
     for (id, outcome) in [
         (
             "job-sent",
@@ -381,6 +387,13 @@ async fn jobs_read_back_as_the_sender_wrote_them() {
                 stream: Some("outbound".into()),
             },
         ),
+        (
+            "job-unknown",
+            JobOutcome::Unknown {
+                reason: "the request to Postmark timed out".into(),
+                pending: vec![call.clone()],
+            },
+        ),
     ] {
         let job_id = JobId::parse(id).unwrap();
         let claim = JobClaim {
@@ -392,7 +405,7 @@ async fn jobs_read_back_as_the_sender_wrote_them() {
             subscriber_id: Some("sub-7"),
             now: at,
             lease: std::time::Duration::from_secs(60),
-            send: None,
+            send: Some(&call),
         };
         assert_eq!(
             app.t.table.claim_job(&claim).await.unwrap(),
@@ -427,6 +440,11 @@ async fn jobs_read_back_as_the_sender_wrote_them() {
     assert_eq!(sent["message_id"], "0a129aee-e1cd-480d-b08d-4f48548ff48d");
     assert_eq!(sent["recipient"], "buyer@example.com");
     assert!(sent.get("claim_token").is_none(), "{sent}");
+    // The sender's bookkeeping of an unresolved call stays internal.
+    let unknown = app.get("/api/jobs/job-unknown").await.json();
+    assert_eq!(unknown["status"], "unknown");
+    assert!(unknown.get("pending_sends").is_none(), "{unknown}");
+    assert!(unknown.get("lease_until").is_none(), "{unknown}");
     let failed = app.get("/api/jobs/job-failed").await.json();
     assert_eq!(failed["status"], "failed");
     assert_eq!(failed["error_code"], 300);
