@@ -17,15 +17,12 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
-use domain::servers::{EmailServer, ServerId};
 use domain::trace::{Campaign, CampaignKind};
 use domain::{EmailAddress, SuppressionReason};
 use local_stack::poller::{InvokeFn, Poller, PollerConfig};
-use postmark_sim::{FaultAction, FaultRule, Faults, ServerConfig, SimOptions, Simulator};
-use secrecy::SecretString;
+use postmark_sim::{FaultAction, FaultRule, Faults, Simulator};
 use serde_json::Value;
 use store::jobs::JobStatus;
-use store::servers::{ServerCredentials, ServerSecrets};
 use store::table::{Table, get_s};
 use testkit::faults::{DynamoFaults, FaultKind};
 use tokio::time::Instant;
@@ -466,40 +463,12 @@ pub async fn run(run: &SenderFaults) -> FaultsReport {
         .await
         .expect("the tracking key");
 
-    let sim = Simulator::start(SimOptions {
-        smtp_addr: None,
-        ..SimOptions::for_tests()
-    })
-    .await
-    .expect("the simulator starts");
-    sim.add_server(
-        ServerConfig::new(TOKEN)
-            .sender_domain(messages::SENDER_DOMAIN)
-            .webhooks_enabled(false),
-    );
+    let sim = crate::sender_load::start_simulator().await;
     sim.set_search_delay(run.search_delay);
     let api_url = sim.api_url();
 
-    let mut server = EmailServer::api(
-        ServerId::parse("load").expect("a valid server id"),
-        "Load",
-        Utc::now(),
-    );
-    let credentials = ServerCredentials {
-        api_token: Some(SecretString::from(TOKEN.to_owned())),
-        smtp_username: None,
-        smtp_password: None,
-    };
-    let version = ServerSecrets::new(setup.secrets.clone(), prefix.clone())
-        .create(&server.id, &credentials)
-        .await
-        .expect("the server's secret");
-    server.credentials = credentials.hints(version);
     let table = Table::new(setup.dynamodb.clone(), table_name.clone());
-    assert!(
-        table.create_server(&server).await.expect("the server"),
-        "a new server"
-    );
+    crate::sender_load::store_server(&setup.secrets, &table, &prefix, TOKEN).await;
 
     // The jobs and what each should come to.
     let designs = designs(run, &mut draws);

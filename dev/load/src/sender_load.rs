@@ -48,12 +48,49 @@ pub struct SenderReport {
 
 const TOKEN: &str = "load-sender-token";
 
-fn server() -> EmailServer {
-    EmailServer::api(
+/// An in-process simulator (no SMTP, no webhooks) that knows the load runs' token and sender domain.
+pub(crate) async fn start_simulator() -> Simulator {
+    let sim = Simulator::start(SimOptions {
+        smtp_addr: None,
+        ..SimOptions::for_tests()
+    })
+    .await
+    .expect("the simulator starts");
+    sim.add_server(
+        ServerConfig::new(TOKEN)
+            .sender_domain(messages::SENDER_DOMAIN)
+            .webhooks_enabled(false),
+    );
+    sim
+}
+
+/// Stores the load runs' API email server (item and secret) with `token`.
+pub(crate) async fn store_server(
+    secrets: &aws_sdk_secretsmanager::Client,
+    table: &Table,
+    prefix: &str,
+    token: &str,
+) -> EmailServer {
+    let mut server = EmailServer::api(
         ServerId::parse("load").expect("a valid server id"),
         "Load",
         Utc::now(),
-    )
+    );
+    let credentials = ServerCredentials {
+        api_token: Some(SecretString::from(token.to_owned())),
+        smtp_username: None,
+        smtp_password: None,
+    };
+    let version = ServerSecrets::new(secrets.clone(), prefix.to_owned())
+        .create(&server.id, &credentials)
+        .await
+        .expect("the server's secret");
+    server.credentials = credentials.hints(version);
+    assert!(
+        table.create_server(&server).await.expect("the server"),
+        "a new server"
+    );
+    server
 }
 
 async fn sim_counters(api_url: &str) -> (std::collections::BTreeMap<String, u64>, u64) {
@@ -105,38 +142,14 @@ pub async fn run(load: &SenderLoad) -> SenderReport {
     let (_sim, api_url, token) = match &load.simulator {
         Some((url, token)) => (None, url.clone(), token.clone()),
         None => {
-            let sim = Simulator::start(SimOptions {
-                smtp_addr: None,
-                ..SimOptions::for_tests()
-            })
-            .await
-            .expect("the simulator starts");
-            sim.add_server(
-                ServerConfig::new(TOKEN)
-                    .sender_domain(messages::SENDER_DOMAIN)
-                    .webhooks_enabled(false),
-            );
+            let sim = start_simulator().await;
             let url = sim.api_url();
             (Some(sim), url, TOKEN.to_owned())
         }
     };
 
-    let mut server = server();
-    let credentials = ServerCredentials {
-        api_token: Some(SecretString::from(token.clone())),
-        smtp_username: None,
-        smtp_password: None,
-    };
-    let version = ServerSecrets::new(clients.secrets.clone(), prefix.clone())
-        .create(&server.id, &credentials)
-        .await
-        .expect("the server's secret");
-    server.credentials = credentials.hints(version);
     let table = Table::new(clients.dynamodb.clone(), table_name.clone());
-    assert!(
-        table.create_server(&server).await.expect("the server"),
-        "a new server"
-    );
+    store_server(&clients.secrets, &table, &prefix, &token).await;
 
     let app = sender::App::with_clients(
         clients.dynamodb.clone(),

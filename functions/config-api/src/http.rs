@@ -2,7 +2,6 @@
 //! the webhook password), and one error shape, `{"error": code, "message": text, "fields": {...}}`.
 
 use std::collections::BTreeMap;
-use std::error::Error as StdError;
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
@@ -42,17 +41,7 @@ fn response(status: StatusCode, body: Body) -> Response<Body> {
     r
 }
 
-/// The cause chain of an error, for logs.
-pub fn chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
+pub use store::error::chain;
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {

@@ -79,20 +79,7 @@ impl Verdict {
     }
 }
 
-/// An error with its causes, for a reason an admin reads (never holds a secret: no error here does).
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let more = e.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = e.source();
-    }
-    text
-}
+pub use store::error::chain;
 
 /// One item of a batch answer (or the answer to one message).
 pub fn api_item(outcome: Result<SendReceipt, ApiError>, via: &Via, recipient: &str) -> Verdict {

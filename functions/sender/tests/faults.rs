@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use domain::servers::{Delivery, SmtpAuthentication, SmtpSettings};
 use domain::trace::{Campaign, CampaignKind};
 use postmark_sim::{FaultAction, FaultRule, Faults};
 use store::jobs::JobStatus;
@@ -101,15 +100,7 @@ async fn a_batch_postmark_took_whose_answer_was_lost_is_looked_up_not_sent_again
 #[tokio::test]
 async fn an_smtp_message_whose_answer_was_lost_after_data_is_looked_up_not_sent_again() {
     let env = Env::new().await;
-    let smtp_addr = env.sim.smtp_addr().expect("SMTP listener");
-    let mut smtp = api_server("smtp-lost");
-    smtp.delivery = Delivery::Smtp(SmtpSettings {
-        host: "127.0.0.1".into(),
-        port: smtp_addr.port(),
-        authentication: SmtpAuthentication::Login,
-        starttls: true,
-    });
-    env.store_server(smtp).await;
+    env.store_smtp_server("smtp-lost").await;
     let app = app_with(&env, |c| c.postmark_timeout = Duration::from_secs(1));
     env.sim.set_faults(
         Faults::seeded(1).rule(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::*;
-use domain::servers::{Delivery, LinkTracking, PostmarkTracking, SmtpAuthentication, SmtpSettings};
+use domain::servers::{LinkTracking, PostmarkTracking};
 use domain::trace::{Campaign, CampaignKind};
 use domain::tracking::{TokenSigner, TrackingTarget};
 use domain::{EmailAddress, EmailType, JobId, SuppressionReason};
@@ -237,15 +237,7 @@ async fn rate_limits_outages_and_dropped_connections_are_retried() {
 #[tokio::test]
 async fn smtp_goes_through_starttls_and_auth_on_pooled_connections() {
     let env = Env::new().await;
-    let smtp_addr = env.sim.smtp_addr().expect("SMTP listener");
-    let mut smtp = api_server("smtp-2");
-    smtp.delivery = Delivery::Smtp(SmtpSettings {
-        host: "127.0.0.1".into(),
-        port: smtp_addr.port(),
-        authentication: SmtpAuthentication::Login,
-        starttls: true,
-    });
-    env.store_server(smtp).await;
+    env.store_smtp_server("smtp-2").await;
     let records: Vec<_> = (0..6)
         .map(|i| {
             let mut job = transactional(&format!("smtp-{i}"), &format!("buyer{i}@example.org"));

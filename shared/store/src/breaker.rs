@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::ReturnValue;
 use chrono::{DateTime, Utc};
 
-use crate::error::{StoreError, classify};
+use crate::error::{StoreError, applied, classify};
 use crate::table::{Item, Table, get_n, key, n};
 
 const FAILURES: &str = "failures";
@@ -106,11 +106,7 @@ impl Table {
             .send()
             .await
             .map_err(classify);
-        match result {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e),
-        }
+        applied(result)
     }
 
     /// Takes the probe slot of an open breaker whose pause has ended, until `until`. Answers whether this
@@ -134,11 +130,7 @@ impl Table {
             .send()
             .await
             .map_err(classify);
-        match result {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e),
-        }
+        applied(result)
     }
 
     /// A call went through: the breaker closes and forgets its failures.

@@ -60,6 +60,32 @@ impl StoreError {
     }
 }
 
+/// A conditional write's answer: whether it was applied (a refused condition is an answer, not an
+/// error).
+pub(crate) fn applied<T>(result: Result<T, StoreError>) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(StoreError::ConditionFailed) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// An error with its causes, each cause once (SDK errors repeat their source in their own message), for
+/// logs and for reasons an admin reads. No error of this workspace carries a secret in its text.
+pub fn chain(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = e.source();
+    }
+    text
+}
+
 const TRANSIENT_CODES: &[&str] = &[
     "ProvisionedThroughputExceededException",
     "ThrottlingException",

@@ -38,7 +38,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::activity::sortable_time;
-use crate::error::{StoreError, classify, classify_transaction};
+use crate::error::{StoreError, applied, classify, classify_transaction};
 use crate::events::job_key;
 use crate::schema::{GSI1, GSI1_PK, GSI1_SK, PK};
 use crate::table::{Item, Page, PageQuery, Table, get_n, get_s, n, s};
@@ -349,18 +349,6 @@ fn written_unless_lost(lost: &[bool]) -> Vec<Result<OutcomeRecorded, StoreError>
             })
         })
         .collect()
-}
-
-/// An error with its causes, for an error that stands for several writes.
-fn error_text(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 /// A transaction's idempotency token: the same writes give the same token, so that DynamoDB answers a
@@ -720,7 +708,7 @@ impl Table {
                         .filter(|&j| e.condition_failed_at(j))
                         .collect();
                     if failed.is_empty() {
-                        let text = error_text(&e);
+                        let text = crate::error::chain(&e);
                         let transient = e.is_transient();
                         return (0..chunk.len())
                             .map(|_| {
@@ -743,7 +731,7 @@ impl Table {
                             }
                         }
                         Err(read) => {
-                            let text = error_text(&read);
+                            let text = crate::error::chain(&read);
                             return (0..chunk.len())
                                 .map(|_| Err(StoreError::Transient(text.clone().into())))
                                 .collect();
@@ -834,11 +822,7 @@ impl Table {
             .send()
             .await
             .map_err(classify);
-        match result {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e),
-        }
+        applied(result)
     }
 
     /// Failed or rejected jobs, newest first.

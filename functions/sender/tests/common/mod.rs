@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::Utc;
-use domain::servers::{EmailServer, ServerId};
+use domain::servers::{Delivery, EmailServer, ServerId, SmtpAuthentication, SmtpSettings};
 use domain::{EmailAddress, SuppressionReason};
 use postmark_sim::{ServerConfig, ServerSummary, SimOptions, Simulator};
 use secrecy::SecretString;
@@ -128,6 +128,19 @@ impl Env {
         server.credentials = credentials.hints(version);
         assert!(self.t.table.create_server(&server).await.unwrap());
         server
+    }
+
+    /// Stores an SMTP server `id` at the simulator's SMTP listener (STARTTLS, LOGIN).
+    pub async fn store_smtp_server(&self, id: &str) -> EmailServer {
+        let smtp_addr = self.sim.smtp_addr().expect("SMTP listener");
+        let mut smtp = api_server(id);
+        smtp.delivery = Delivery::Smtp(SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: smtp_addr.port(),
+            authentication: SmtpAuthentication::Login,
+            starttls: true,
+        });
+        self.store_server(smtp).await
     }
 
     /// Another app on the same table, secrets and simulator (another Lambda instance).
