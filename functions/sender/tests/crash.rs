@@ -4,12 +4,16 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::*;
 use postmark_sim::{FaultAction, FaultRule, Faults};
 use serde_json::{Value, json};
 use store::jobs::JobStatus;
+use store::table::get_s;
+use testkit::faults::{DynamoFaults, FaultKind};
 use testkit::lambda::invoke_and_kill;
 
 fn sqs_event(records: &[(String, String)]) -> Value {
@@ -116,4 +120,72 @@ async fn killed_while_postmark_held_the_call_each_job_is_sent_once() {
     );
     let records = jobs("crash-held", 3);
     killed_then_delivered_again(&env, &records, || batch_calls(&env) >= 1).await;
+}
+
+#[tokio::test]
+async fn killed_after_the_outcomes_were_written_each_job_is_sent_and_counted_once() {
+    let env = Env::new().await;
+    // The activity entries, written after the outcomes, take a while: the binary is killed then, with
+    // every outcome recorded and nothing answered to SQS.
+    DynamoFaults::new([env.t.table.name()])
+        .seed(1)
+        .rate(1.0)
+        .kinds([FaultKind::Delay { ms: 20_000 }])
+        .operations(["BatchWriteItem"])
+        .apply(testkit::endpoint())
+        .await
+        .unwrap();
+    let records = jobs("crash-recorded", 3);
+    let recorded = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (table, recorded) = (env.t.table.clone(), recorded.clone());
+        tokio::spawn(async move {
+            loop {
+                let mut sent = 0;
+                for i in 0..3 {
+                    let key = store::events::job_key(&format!("crash-recorded-{i}"));
+                    if let Ok(Some(item)) = table.get(key, true).await
+                        && get_s(&item, "status") == Some("sent")
+                    {
+                        sent += 1;
+                    }
+                }
+                if sent == 3 {
+                    recorded.store(true, Ordering::SeqCst);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let killed = invoke_and_kill(
+        env!("CARGO_BIN_EXE_sender"),
+        &binary_env(&env),
+        sqs_event(&records),
+        || recorded.load(Ordering::SeqCst),
+    )
+    .await;
+    watcher.abort();
+    DynamoFaults::clear(testkit::endpoint(), Some(env.t.table.name()))
+        .await
+        .unwrap();
+    assert!(killed, "the binary answered before it could be killed");
+
+    // SQS delivers the batch again: every job is done, nothing is sent or counted again.
+    assert!(env.run(&records).await.is_empty());
+    for (sqs, _) in &records {
+        let job = sqs.trim_start_matches("sqs-");
+        assert_eq!(accepted_for(&env, job), 1, "{job}: sent exactly once");
+    }
+    assert_eq!(batch_calls(&env), 1);
+    let stats = env
+        .t
+        .table
+        .campaign_stats(&domain::trace::Campaign {
+            kind: domain::trace::CampaignKind::Broadcast,
+            id: "b-spring".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(stats.counters.get("sent"), Some(&3), "counted once");
 }
