@@ -35,7 +35,7 @@ async fn counters(env: &Env) -> std::collections::BTreeMap<String, i64> {
 }
 
 #[tokio::test]
-async fn twelve_hundred_jobs_go_out_in_three_batch_calls_at_about_two_requests_each() {
+async fn twelve_hundred_jobs_go_out_in_three_batch_calls_at_about_one_request_each() {
     let env = Env::new().await;
     let records: Vec<_> = (0..1200)
         .map(|i| {
