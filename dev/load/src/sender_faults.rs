@@ -463,7 +463,7 @@ pub async fn run(run: &SenderFaults) -> FaultsReport {
         .await
         .expect("the tracking key");
 
-    let sim = crate::sender_load::start_simulator().await;
+    let sim = crate::sender_load::start_simulator(TOKEN).await;
     sim.set_search_delay(run.search_delay);
     let api_url = sim.api_url();
 

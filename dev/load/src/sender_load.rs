@@ -48,8 +48,9 @@ pub struct SenderReport {
 
 const TOKEN: &str = "load-sender-token";
 
-/// An in-process simulator (no SMTP, no webhooks) that knows the load runs' token and sender domain.
-pub(crate) async fn start_simulator() -> Simulator {
+/// An in-process simulator (no SMTP, no webhooks) with one server of `token` and the load runs' sender
+/// domain.
+pub(crate) async fn start_simulator(token: &str) -> Simulator {
     let sim = Simulator::start(SimOptions {
         smtp_addr: None,
         ..SimOptions::for_tests()
@@ -57,7 +58,7 @@ pub(crate) async fn start_simulator() -> Simulator {
     .await
     .expect("the simulator starts");
     sim.add_server(
-        ServerConfig::new(TOKEN)
+        ServerConfig::new(token)
             .sender_domain(messages::SENDER_DOMAIN)
             .webhooks_enabled(false),
     );
@@ -142,7 +143,7 @@ pub async fn run(load: &SenderLoad) -> SenderReport {
     let (_sim, api_url, token) = match &load.simulator {
         Some((url, token)) => (None, url.clone(), token.clone()),
         None => {
-            let sim = start_simulator().await;
+            let sim = start_simulator(TOKEN).await;
             let url = sim.api_url();
             (Some(sim), url, TOKEN.to_owned())
         }
