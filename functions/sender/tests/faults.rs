@@ -139,7 +139,7 @@ async fn a_call_that_the_search_does_not_show_yet_holds_its_jobs_until_it_does()
         c.postmark_timeout = Duration::from_secs(1);
         c.search_settle = Duration::from_secs(30);
     });
-    env.sim.set_search_delay(Duration::from_secs(2));
+    env.sim.set_search_delay(Duration::from_secs(6));
     env.sim
         .set_faults(Faults::seeded(1).rule(FaultRule::new(FaultAction::AcceptThenDrop).times(1)));
     let records = jobs("slow-index", 2);
@@ -156,7 +156,7 @@ async fn a_call_that_the_search_does_not_show_yet_holds_its_jobs_until_it_does()
     assert_eq!(accepted(&env, &records), [1, 1]);
     assert_eq!(env.status("slow-index-0").await, Some(JobStatus::Unknown));
 
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
     assert!(failures(sender::handle(&app, event(&records)).await).is_empty());
     assert_eq!(accepted(&env, &records), [1, 1], "sent once");
     assert_eq!(env.status("slow-index-1").await, Some(JobStatus::Sent));
