@@ -453,15 +453,7 @@ pub async fn run(run: &SenderFaults) -> FaultsReport {
     .await
     .expect("create the queues");
     let prefix = testkit::unique("load/faults");
-    let tracking_secret = format!("{prefix}/tracking-key");
-    setup
-        .secrets
-        .create_secret()
-        .name(&tracking_secret)
-        .secret_string("load-tracking-key")
-        .send()
-        .await
-        .expect("the tracking key");
+    let tracking_secret = crate::sender_load::create_tracking_key(&setup.secrets, &prefix).await;
 
     let sim = crate::sender_load::start_simulator(TOKEN).await;
     sim.set_search_delay(run.search_delay);

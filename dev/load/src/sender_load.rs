@@ -65,6 +65,22 @@ pub(crate) async fn start_simulator(token: &str) -> Simulator {
     sim
 }
 
+/// Creates the tracking key's secret under `prefix`; answers its name.
+pub(crate) async fn create_tracking_key(
+    secrets: &aws_sdk_secretsmanager::Client,
+    prefix: &str,
+) -> String {
+    let name = format!("{prefix}/tracking-key");
+    secrets
+        .create_secret()
+        .name(&name)
+        .secret_string("load-tracking-key")
+        .send()
+        .await
+        .expect("the tracking key");
+    name
+}
+
 /// Stores the load runs' API email server (item and secret) with `token`.
 pub(crate) async fn store_server(
     secrets: &aws_sdk_secretsmanager::Client,
@@ -130,15 +146,7 @@ pub async fn run(load: &SenderLoad) -> SenderReport {
             .await
             .expect("create the queues");
     let prefix = testkit::unique("load/sender");
-    let tracking_secret = format!("{prefix}/tracking-key");
-    clients
-        .secrets
-        .create_secret()
-        .name(&tracking_secret)
-        .secret_string("load-tracking-key")
-        .send()
-        .await
-        .expect("the tracking key");
+    let tracking_secret = create_tracking_key(&clients.secrets, &prefix).await;
 
     let (_sim, api_url, token) = match &load.simulator {
         Some((url, token)) => (None, url.clone(), token.clone()),

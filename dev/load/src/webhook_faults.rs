@@ -336,6 +336,21 @@ fn generate(n: usize, seed: u64) -> Vec<Sent> {
             engagement,
             change,
         };
+        // Postmark's SubscriptionChange for a suppression it made itself, at the same instant.
+        let postmark_suppression = |at, name: &str, reason| {
+            event(
+                with(
+                    head.clone(),
+                    json!({"RecordType": "SubscriptionChange", "Recipient": email, "ChangedAt": stamp(at),
+                       "Origin": "Recipient", "SuppressSending": true, "SuppressionReason": name}),
+                ),
+                "suppressed",
+                at,
+                &[],
+                None,
+                Some(Change::Suppress(reason)),
+            )
+        };
         let roll = rng.below(100);
         if roll < 6 {
             bounce_id += 1;
@@ -372,18 +387,7 @@ fn generate(n: usize, seed: u64) -> Vec<Sent> {
             suppressed_at.entry(s).or_default().push(at);
             if rng.chance(50) {
                 // Postmark's SubscriptionChange for the same deactivation, at the same instant.
-                events.push(event(
-                    with(
-                        head.clone(),
-                        json!({"RecordType": "SubscriptionChange", "Recipient": email, "ChangedAt": stamp(at),
-                           "Origin": "Recipient", "SuppressSending": true, "SuppressionReason": "HardBounce"}),
-                    ),
-                    "suppressed",
-                    at,
-                    &[],
-                    None,
-                    Some(Change::Suppress(Reason::HardBounce)),
-                ));
+                events.push(postmark_suppression(at, "HardBounce", Reason::HardBounce));
             }
             continue;
         }
@@ -462,17 +466,10 @@ fn generate(n: usize, seed: u64) -> Vec<Sent> {
             ));
             suppressed_at.entry(s).or_default().push(at);
             if rng.chance(50) {
-                events.push(event(
-                    with(
-                        head.clone(),
-                        json!({"RecordType": "SubscriptionChange", "Recipient": email, "ChangedAt": stamp(at),
-                           "Origin": "Recipient", "SuppressSending": true, "SuppressionReason": "SpamComplaint"}),
-                    ),
-                    "suppressed",
+                events.push(postmark_suppression(
                     at,
-                    &[],
-                    None,
-                    Some(Change::Suppress(Reason::SpamComplaint)),
+                    "SpamComplaint",
+                    Reason::SpamComplaint,
                 ));
             }
         }

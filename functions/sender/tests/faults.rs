@@ -7,29 +7,13 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use domain::trace::{Campaign, CampaignKind};
 use postmark_sim::{FaultAction, FaultRule, Faults};
 use store::jobs::JobStatus;
 use store::table::get_s;
 use testkit::faults::{DynamoFaults, FaultKind};
 
-fn campaign() -> Campaign {
-    Campaign {
-        kind: CampaignKind::Broadcast,
-        id: "b-spring".into(),
-    }
-}
-
 async fn sent_counter(env: &Env) -> i64 {
-    env.t
-        .table
-        .campaign_stats(&campaign())
-        .await
-        .unwrap()
-        .counters
-        .get("sent")
-        .copied()
-        .unwrap_or(0)
+    counters(env).await.get("sent").copied().unwrap_or(0)
 }
 
 /// An app on the same table and simulator with other settings.

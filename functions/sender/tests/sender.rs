@@ -9,7 +9,6 @@ use std::time::Duration;
 use chrono::Utc;
 use common::*;
 use domain::servers::{LinkTracking, PostmarkTracking};
-use domain::trace::{Campaign, CampaignKind};
 use domain::tracking::{TokenSigner, TrackingTarget};
 use domain::{EmailAddress, EmailType, JobId, SuppressionReason};
 use postmark::{PostmarkClient, ServerToken};
@@ -17,22 +16,6 @@ use postmark_sim::{FaultAction, FaultRule, Faults, ServerConfig, Via};
 use serde_json::json;
 use store::jobs::{Claimed, JobClaim, JobStatus};
 use store::table::{get_n, get_s};
-
-fn campaign() -> Campaign {
-    Campaign {
-        kind: CampaignKind::Broadcast,
-        id: "b-spring".into(),
-    }
-}
-
-async fn counters(env: &Env) -> std::collections::BTreeMap<String, i64> {
-    env.t
-        .table
-        .campaign_stats(&campaign())
-        .await
-        .unwrap()
-        .counters
-}
 
 #[tokio::test]
 async fn twelve_hundred_jobs_go_out_in_three_batch_calls_at_about_one_request_each() {

@@ -272,3 +272,21 @@ pub fn accepted_for(env: &Env, job: &str) -> usize {
         .filter(|m| m.metadata.get("job_id").map(String::as_str) == Some(job))
         .count()
 }
+
+/// The broadcast every `broadcast` job belongs to.
+pub fn campaign() -> domain::trace::Campaign {
+    domain::trace::Campaign {
+        kind: domain::trace::CampaignKind::Broadcast,
+        id: "b-spring".into(),
+    }
+}
+
+/// That broadcast's counters.
+pub async fn counters(env: &Env) -> std::collections::BTreeMap<String, i64> {
+    env.t
+        .table
+        .campaign_stats(&campaign())
+        .await
+        .unwrap()
+        .counters
+}
