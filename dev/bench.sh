@@ -54,23 +54,14 @@ run_webhook() {
   "$LOAD" webhook --events "$N"
 }
 
-run_webhook_faults() {
+# A fault run for each seed of $SEEDS: run_faults <load subcommand> <its size option> <size>.
+run_faults() {
   build_tools
   with_moto
   local seed
   for seed in ${SEEDS:-1 2 3}; do
-    log "webhook under DynamoDB faults: $N events, seed $seed"
-    "$LOAD" webhook-faults --events "$N" --seed "$seed"
-  done
-}
-
-run_sender_faults() {
-  build_tools
-  with_moto
-  local seed
-  for seed in ${SEEDS:-1 2 3}; do
-    log "sender under faults: ${JOBS:-1000} jobs, seed $seed"
-    "$LOAD" sender-faults --jobs "${JOBS:-1000}" --seed "$seed"
+    log "$1: $3, seed $seed"
+    "$LOAD" "$1" "$2" "$3" --seed "$seed"
   done
 }
 
@@ -164,8 +155,8 @@ PY
 case ${1:-all} in
   criterion) run_criterion ;;
   webhook) run_webhook ;;
-  webhook-faults) run_webhook_faults ;;
-  sender-faults) run_sender_faults ;;
+  webhook-faults) run_faults webhook-faults --events "$N" ;;
+  sender-faults) run_faults sender-faults --jobs "${JOBS:-1000}" ;;
   sender) run_sender ;;
   cold-start) run_cold_start ;;
   compare) run_compare ;;
