@@ -48,20 +48,13 @@ pub struct Calls {
 /// be written before the function is stopped.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
+    /// The invocation's deadline less the time kept for the outcome writes.
     pub at: Option<Instant>,
-    /// A call's timeout plus the time the outcome writes need.
+    /// A call's timeout.
     pub call_budget: Duration,
 }
 
 impl Deadline {
-    /// No deadline (a caller that is not a Lambda invocation).
-    pub fn none() -> Self {
-        Self {
-            at: None,
-            call_budget: Duration::ZERO,
-        }
-    }
-
     /// Whether an API call started now ends in time.
     pub fn allows_call(&self) -> bool {
         self.allows(self.call_budget)

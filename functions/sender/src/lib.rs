@@ -411,7 +411,7 @@ async fn run(
 
     let (groups, planned) = plan(app, valid, &standings, &servers, now).await;
     let to_claim = hold_paused(app, &groups, planned, summary, back);
-    let mut owned = claim(app, &groups, to_claim, now, summary, back).await;
+    let owned = claim(app, &groups, to_claim, now, summary, back).await;
     let mut verdicts: Vec<Option<Verdict>> = vec![None; owned.len()];
     lookup(app, &servers, &owned, &mut verdicts, summary).await;
     send(app, &groups, &owned, &mut verdicts, deadline, summary).await;
@@ -425,7 +425,7 @@ async fn run(
         *summary.counts.entry(v.name()).or_default() += 1;
         log_verdict(&o.job, v);
     }
-    let waits = record::record(app, &mut owned, &verdicts).await;
+    let waits = record::record(app, &owned, &verdicts).await;
     for (o, wait) in owned.into_iter().zip(waits) {
         if let Some(wait) = wait {
             back.add(o.received, wait);

@@ -79,25 +79,19 @@ fn wait(app: &App, o: &Owned, v: &Verdict) -> Option<Duration> {
 
 /// Writes every outcome, the suppressions of 406 answers and the activity entries; answers, per owned
 /// job, how long it waits before SQS delivers it again (`None`: acknowledged).
-pub async fn record(app: &App, owned: &mut [Owned], verdicts: &[Verdict]) -> Vec<Option<Duration>> {
+pub async fn record(app: &App, owned: &[Owned], verdicts: &[Verdict]) -> Vec<Option<Duration>> {
     let now = Utc::now();
-    let outcomes: Vec<JobOutcome> = owned
-        .iter()
-        .zip(verdicts)
-        .map(|(o, v)| outcome(o, v, now))
-        .collect();
     let writes: Vec<OutcomeWrite<'_>> = owned
         .iter()
-        .zip(&outcomes)
-        .map(|(o, outcome)| OutcomeWrite {
+        .zip(verdicts)
+        .map(|(o, v)| OutcomeWrite {
             id: &o.job.id,
             token: &o.token,
-            outcome: outcome.clone(),
+            outcome: outcome(o, v, now),
             campaign: o.job.campaign.as_ref(),
         })
         .collect();
     let written = app.table.record_outcomes(&writes, now).await;
-    drop(writes);
 
     let mut waits = Vec::with_capacity(owned.len());
     let mut recorded = vec![false; owned.len()];

@@ -132,6 +132,8 @@ pub struct SendAttempt {
     pub server_id: String,
     pub stream: String,
     pub send_id: String,
+    /// The latest time Postmark can have accepted a message of the call: the end of the claims' lease
+    /// while the call may still run, the call's end once it has ended.
     pub at: DateTime<Utc>,
 }
 
