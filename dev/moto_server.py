@@ -362,8 +362,7 @@ def _with_faults(call):
         elif kind == "internal":
             return _error(start_response, "500 Internal Server Error", "InternalServerError", "Internal server error")
         elif kind == "lost_answer":
-            answered = []
-            chunks = call(self, environ, lambda status, headers, exc_info=None: answered.append(status) or (lambda data: None))
+            chunks = call(self, environ, lambda status, headers, exc_info=None: (lambda data: None))
             try:
                 for _ in chunks:  # the write runs to the end
                     pass

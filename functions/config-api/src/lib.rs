@@ -62,8 +62,7 @@ impl App {
     ) -> Self {
         Self {
             table: Table::new(dynamodb, config.table_name.clone()),
-            secrets: SecretCache::new(secretsmanager.clone(), config::SECRET_TTL)
-                .with_stale_for(store::secrets::DEFAULT_STALE_FOR),
+            secrets: SecretCache::new(secretsmanager.clone(), config::SECRET_TTL),
             server_secrets: ServerSecrets::new(secretsmanager, config.secrets_prefix.clone()),
             config,
         }

@@ -70,8 +70,7 @@ impl App {
     ) -> Self {
         Self {
             table: Table::new(dynamodb, config.table_name.clone()),
-            secrets: SecretCache::new(secrets, config.secrets_ttl)
-                .with_stale_for(store::secrets::DEFAULT_STALE_FOR),
+            secrets: SecretCache::new(secrets, config.secrets_ttl),
             config: Arc::new(config),
             native_store_budget: DEFAULT_NATIVE_STORE_BUDGET,
         }

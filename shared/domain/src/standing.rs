@@ -459,8 +459,15 @@ mod tests {
         assert!(Strength::Complained > Strength::Deactivated);
         assert!(Strength::Deactivated > Strength::Unsubscribed);
         assert_eq!(Strength::ALL.iter().max(), Some(&Strength::Complained));
-        for r in SuppressionReason::ALL {
-            assert_eq!(r.status(), r.strength().status());
+        use SuppressionReason::*;
+        for (reason, status) in [
+            (SpamComplaint, SubscriberStatus::Complained),
+            (HardBounce, SubscriberStatus::Deactivated),
+            (InactiveRecipient, SubscriberStatus::Deactivated),
+            (Unsubscribed, SubscriberStatus::Unsubscribed),
+            (ManualSuppression, SubscriberStatus::Unsubscribed),
+        ] {
+            assert_eq!(reason.status(), status, "{reason}");
         }
         assert_eq!(
             StandingState::default().standing().status,
