@@ -43,16 +43,20 @@ pub(crate) fn to_eastern(at: DateTime<Utc>) -> DateTime<FixedOffset> {
 
 /// The instants a wall-clock Eastern time names: one normally, two in the repeated hour of
 /// November, none in the skipped hour of March (then the instant one hour on, as clocks read it).
+/// Empty only for a time at the edge of what can be represented.
 fn instants(local: NaiveDateTime) -> Vec<DateTime<Utc>> {
+    let at_offset = |offset: i32| {
+        local
+            .checked_sub_signed(chrono::Duration::seconds(i64::from(offset)))
+            .map(|utc| Utc.from_utc_datetime(&utc))
+    };
     let mut found: Vec<DateTime<Utc>> = [EDT, EST]
         .into_iter()
-        .map(|offset| {
-            Utc.from_utc_datetime(&(local - chrono::Duration::seconds(i64::from(offset))))
-        })
+        .filter_map(at_offset)
         .filter(|utc| offset_at(*utc).local_minus_utc() == local_offset(*utc, local))
         .collect();
     if found.is_empty() {
-        found.push(Utc.from_utc_datetime(&(local - chrono::Duration::seconds(i64::from(EST)))));
+        found.extend(at_offset(EST));
     }
     found.sort();
     found
@@ -63,14 +67,13 @@ fn local_offset(utc: DateTime<Utc>, local: NaiveDateTime) -> i32 {
 }
 
 /// The earliest instant a wall-clock Eastern time names (for an inclusive lower bound).
-pub(crate) fn earliest(local: NaiveDateTime) -> DateTime<Utc> {
-    instants(local)[0]
+pub(crate) fn earliest(local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    instants(local).first().copied()
 }
 
 /// The latest instant a wall-clock Eastern time names (for an inclusive upper bound).
-pub(crate) fn latest(local: NaiveDateTime) -> DateTime<Utc> {
-    let all = instants(local);
-    all[all.len() - 1]
+pub(crate) fn latest(local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    instants(local).last().copied()
 }
 
 #[cfg(test)]
@@ -85,6 +88,12 @@ mod tests {
 
     fn local(text: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").unwrap()
+    }
+
+    #[test]
+    fn times_at_the_edge_of_the_calendar_name_no_instant() {
+        assert_eq!(latest(NaiveDateTime::MAX), None);
+        assert!(earliest(NaiveDateTime::MIN).is_some());
     }
 
     #[test]
@@ -125,25 +134,25 @@ mod tests {
     #[test]
     fn wall_clock_times_read_as_eastern() {
         assert_eq!(
-            earliest(local("2026-01-15T07:00:00")),
+            earliest(local("2026-01-15T07:00:00")).unwrap(),
             utc("2026-01-15T12:00:00Z")
         );
         assert_eq!(
-            earliest(local("2026-07-04T08:00:00")),
+            earliest(local("2026-07-04T08:00:00")).unwrap(),
             utc("2026-07-04T12:00:00Z")
         );
         // 01:30 happens twice on 1 November 2026.
         assert_eq!(
-            earliest(local("2026-11-01T01:30:00")),
+            earliest(local("2026-11-01T01:30:00")).unwrap(),
             utc("2026-11-01T05:30:00Z")
         );
         assert_eq!(
-            latest(local("2026-11-01T01:30:00")),
+            latest(local("2026-11-01T01:30:00")).unwrap(),
             utc("2026-11-01T06:30:00Z")
         );
         // 02:30 never happens on 8 March 2026: clocks jump from 02:00 to 03:00.
         assert_eq!(
-            earliest(local("2026-03-08T02:30:00")),
+            earliest(local("2026-03-08T02:30:00")).unwrap(),
             utc("2026-03-08T07:30:00Z")
         );
     }

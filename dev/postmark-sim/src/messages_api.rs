@@ -26,8 +26,8 @@ use crate::state::{Sim, StoredMessage, lock};
 
 type Reply = Result<Response, Response>;
 
-const MAX_COUNT: u64 = 500;
-const MAX_WINDOW: u64 = 10_000;
+const MAX_COUNT: u64 = postmark::MAX_SEARCH_COUNT as u64;
+const MAX_WINDOW: u64 = postmark::MAX_SEARCH_WINDOW as u64;
 
 fn invalid(message: &str) -> Response {
     error(422, 700, message)
@@ -63,11 +63,11 @@ fn eastern_bound(text: &str, upper: bool) -> Option<DateTime<Utc>> {
                 day.and_hms_opt(0, 0, 0)
             }
         })?;
-    Some(if upper {
+    if upper {
         eastern::latest(local)
     } else {
         eastern::earliest(local)
-    })
+    }
 }
 
 fn parse_search(query: Option<&str>) -> Result<Search, Response> {
@@ -120,7 +120,11 @@ fn parse_search(query: Option<&str>) -> Result<Search, Response> {
     search.offset = offset
         .and_then(|offset| offset.trim().parse::<u64>().ok())
         .ok_or_else(|| invalid("The 'offset' parameter is required and must be 0 or more."))?;
-    if search.count + search.offset > MAX_WINDOW {
+    if search
+        .count
+        .checked_add(search.offset)
+        .is_none_or(|window| window > MAX_WINDOW)
+    {
         return Err(invalid(
             "The sum of the 'count' and 'offset' parameters may not exceed 10,000. For searches where you're looking to retrieve more than 10,000 messages use parameters like todate and fromdate.",
         ));
@@ -137,7 +141,10 @@ fn accepted_at(message: &StoredMessage) -> Option<DateTime<Utc>> {
 /// Whether the Messages API shows the message yet.
 fn visible(sim: &Sim, message: &StoredMessage, now: DateTime<Utc>) -> bool {
     let delay = chrono::Duration::from_std(sim.search_delay()).unwrap_or(chrono::Duration::MAX);
-    accepted_at(message).is_some_and(|at| at + delay <= now)
+    // A delay past the calendar's end keeps the message out of sight for good.
+    accepted_at(message)
+        .and_then(|at| at.checked_add_signed(delay))
+        .is_some_and(|shown| shown <= now)
 }
 
 impl Search {
@@ -382,6 +389,9 @@ mod tests {
         assert!(parse_search(Some("offset=0")).is_err());
         assert!(parse_search(Some("count=501&offset=0")).is_err());
         assert!(parse_search(Some("count=500&offset=9500")).is_ok());
+        // Values at the edge of the integers and the calendar are refused, not a panic.
+        assert!(parse_search(Some("count=1&offset=18446744073709551615")).is_err());
+        assert!(parse_search(Some("count=1&offset=0&todate=%2B262142-12-31T23:59:59")).is_err());
         assert!(parse_search(Some("count=500&offset=9501")).is_err());
         assert!(parse_search(Some("count=1&offset=0&fromdate=yesterday")).is_err());
     }
