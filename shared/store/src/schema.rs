@@ -21,7 +21,8 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 
 use crate::error::{StoreError, classify};
@@ -60,6 +61,9 @@ pub struct TableDef {
     pub ttl_attribute: &'static str,
     /// On-demand capacity: a broadcast's webhook storm is bursty, provisioned capacity would throttle it.
     pub on_demand: bool,
+    /// The table's stream carries new and old images: the stream function counts events and publishes
+    /// the feed from them.
+    pub stream_new_and_old_images: bool,
 }
 
 pub const TABLE: TableDef = TableDef {
@@ -77,6 +81,7 @@ pub const TABLE: TableDef = TableDef {
     }],
     ttl_attribute: TTL_ATTRIBUTE,
     on_demand: true,
+    stream_new_and_old_images: true,
 };
 
 impl TableDef {
@@ -121,6 +126,15 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
             BillingMode::Provisioned
         })
         .set_key_schema(Some(key_schema(def.key)?));
+    if def.stream_new_and_old_images {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .map_err(StoreError::build)?,
+        );
+    }
     for attr in def.key_attributes() {
         request = request.attribute_definitions(
             AttributeDefinition::builder()
