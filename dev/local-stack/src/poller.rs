@@ -6,9 +6,6 @@
 //! invoke API, or called in the same process (load runs, where an HTTP hop would only add noise).
 
 use std::collections::HashSet;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
@@ -16,6 +13,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use store::StoreError;
 use tracing::{info, warn};
+
+pub use crate::invoke::InvokeFn;
+use crate::invoke::Invoker;
 
 #[derive(Debug, Clone)]
 pub struct PollerConfig {
@@ -79,16 +79,6 @@ fn record(message: &aws_sdk_sqs::types::Message, config: &PollerConfig) -> Value
     })
 }
 
-/// Calls the function in this process with an SQS event (JSON) and gives its answer (JSON), or why
-/// the invocation failed.
-pub type InvokeFn =
-    Arc<dyn Fn(Value) -> Pin<Box<dyn Future<Output = Result<Value, String>> + Send>> + Send + Sync>;
-
-enum Invoker {
-    Http(reqwest::Client),
-    InProcess(InvokeFn),
-}
-
 pub struct Poller {
     sqs: aws_sdk_sqs::Client,
     invoker: Invoker,
@@ -100,7 +90,7 @@ impl Poller {
     pub fn new(sqs: aws_sdk_sqs::Client, config: PollerConfig) -> Self {
         Self {
             sqs,
-            invoker: Invoker::Http(reqwest::Client::new()),
+            invoker: Invoker::http(),
             config,
         }
     }
@@ -115,31 +105,7 @@ impl Poller {
     }
 
     async fn invoke(&self, event: Value) -> Result<Value, String> {
-        let http = match &self.invoker {
-            Invoker::InProcess(invoke) => return invoke(event).await,
-            Invoker::Http(http) => http,
-        };
-        let r = http
-            .post(&self.config.invoke_url)
-            .json(&event)
-            .timeout(Duration::from_secs(900))
-            .send()
-            .await
-            .map_err(|e| format!("invoke failed: {e}"))?;
-        if r.status().is_success()
-            && r.headers()
-                .get("lambda-runtime-function-error-type")
-                .is_none()
-            && r.headers().get("x-amz-function-error").is_none()
-        {
-            r.json::<Value>()
-                .await
-                .map_err(|e| format!("unreadable answer: {e}"))
-        } else {
-            let status = r.status();
-            let text = r.text().await.unwrap_or_default();
-            Err(format!("function error ({status}): {text}"))
-        }
+        self.invoker.invoke(&self.config.invoke_url, event).await
     }
 
     /// Gathers one batch: waits up to `idle_wait` for a first message, then fills the batch for at most

@@ -12,6 +12,7 @@ pub mod schema;
 pub mod secrets;
 pub mod servers;
 pub mod sqs;
+pub mod stream;
 pub mod stats;
 pub mod subscribers;
 pub mod table;
