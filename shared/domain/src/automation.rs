@@ -40,14 +40,15 @@ const AUTOMATED_AGENTS: &[&str] = &[
     "spider",
 ];
 
-/// A click this soon after delivery is almost always a scanner following every link.
+/// A click this soon after the message was sent is almost always a scanner following every link (delivery
+/// follows the send within seconds, and scanners click on delivery).
 pub const MIN_HUMAN_CLICK_SECONDS: i64 = 10;
 
 /// Why an action looks automated, or `None` if it looks human.
 pub fn automated_reason(
     user_agent: Option<&str>,
     is_click: bool,
-    seconds_since_delivery: Option<i64>,
+    seconds_since_sent: Option<i64>,
 ) -> Option<String> {
     if let Some(agent) = user_agent {
         let lower = agent.to_ascii_lowercase();
@@ -58,9 +59,9 @@ pub fn automated_reason(
             ));
         }
     }
-    match seconds_since_delivery {
+    match seconds_since_sent {
         Some(s) if is_click && (0..MIN_HUMAN_CLICK_SECONDS).contains(&s) => Some(format!(
-            "clicked {s} s after delivery (scanners click within {MIN_HUMAN_CLICK_SECONDS} s)"
+            "clicked {s} s after sending (scanners click within {MIN_HUMAN_CLICK_SECONDS} s)"
         )),
         _ => None,
     }

@@ -8,9 +8,14 @@
 //! Automated actions (scanners, prefetches) are counted in the "all" figures and kept out of the human
 //! ones, which use the same rule over human actions only.
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::events::Source;
+use crate::events::{Event, Source};
+use crate::stats::Counter;
+use crate::tracking::link_hash;
 
 /// What was engaged with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,23 +31,6 @@ pub struct EngagementCounts {
     pub postmark: i64,
     pub native_human: i64,
     pub postmark_human: i64,
-}
-
-impl EngagementCounts {
-    /// The attribute names under which the store keeps the counts.
-    pub const NATIVE: &'static str = "native";
-    pub const POSTMARK: &'static str = "postmark";
-    pub const NATIVE_HUMAN: &'static str = "native_human";
-    pub const POSTMARK_HUMAN: &'static str = "postmark_human";
-
-    /// The attributes an action from `source` increments.
-    pub fn increments(source: Source, human: bool) -> Vec<&'static str> {
-        let (all, h) = match source {
-            Source::Native => (Self::NATIVE, Self::NATIVE_HUMAN),
-            Source::Postmark => (Self::POSTMARK, Self::POSTMARK_HUMAN),
-        };
-        if human { vec![all, h] } else { vec![all] }
-    }
 }
 
 /// Which counters one action moves.
@@ -79,42 +67,131 @@ pub fn count(before: &EngagementCounts, source: Source, human: bool) -> Counted 
 }
 
 impl Counted {
-    /// The campaign counters this moves, named `{prefix}`, `{prefix}_unique`, `{prefix}_human` and
-    /// `{prefix}_unique_human` (`prefix` is `opens`, `clicks` or `link`).
-    pub fn counters(&self, names: &CounterNames) -> Vec<(&'static str, i64)> {
+    /// The campaign counters this moves for an open or a click (a link reports the click ones).
+    pub fn counters(&self, kind: &EngagementKind) -> Vec<Counter> {
+        let [total, unique, total_human, unique_human] = match kind {
+            EngagementKind::Open => [
+                Counter::Opens,
+                Counter::OpensUnique,
+                Counter::OpensHuman,
+                Counter::OpensUniqueHuman,
+            ],
+            EngagementKind::Click { .. } => Counter::LINK,
+        };
         [
-            (self.total, names.total),
-            (self.unique, names.unique),
-            (self.total_human, names.total_human),
-            (self.unique_human, names.unique_human),
+            (self.total, total),
+            (self.unique, unique),
+            (self.total_human, total_human),
+            (self.unique_human, unique_human),
         ]
         .into_iter()
         .filter(|(moved, _)| *moved)
-        .map(|(_, name)| (name, 1))
+        .map(|(_, c)| c)
         .collect()
     }
 }
 
-pub struct CounterNames {
-    pub total: &'static str,
-    pub unique: &'static str,
-    pub total_human: &'static str,
-    pub unique_human: &'static str,
+impl EngagementCounts {
+    fn add(&mut self, source: Source, human: bool) {
+        let (all, h) = match source {
+            Source::Native => (&mut self.native, &mut self.native_human),
+            Source::Postmark => (&mut self.postmark, &mut self.postmark_human),
+        };
+        *all += 1;
+        if human {
+            *h += 1;
+        }
+    }
 }
 
-pub const OPENS: CounterNames = CounterNames {
-    total: "opens",
-    unique: "opens_unique",
-    total_human: "opens_human",
-    unique_human: "opens_unique_human",
-};
+/// When a message was first and last opened and clicked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageTimes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_opened_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_opened_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_clicked_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_clicked_at: Option<DateTime<Utc>>,
+}
 
-pub const CLICKS: CounterNames = CounterNames {
-    total: "clicks",
-    unique: "clicks_unique",
-    total_human: "clicks_human",
-    unique_human: "clicks_unique_human",
-};
+impl MessageTimes {
+    fn saw(&mut self, kind: &EngagementKind, at: DateTime<Utc>) {
+        let (first, last) = match kind {
+            EngagementKind::Open => (&mut self.first_opened_at, &mut self.last_opened_at),
+            EngagementKind::Click { .. } => (&mut self.first_clicked_at, &mut self.last_clicked_at),
+        };
+        *first = Some(first.map_or(at, |f| f.min(at)));
+        *last = Some(last.map_or(at, |l| l.max(at)));
+    }
+}
+
+/// Everything counted so far about one message's opens and clicks: per source, for the message and for
+/// each of its links (by [`crate::tracking::link_hash`]), and when they happened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageEngagement {
+    #[serde(default)]
+    pub opens: EngagementCounts,
+    #[serde(default)]
+    pub clicks: EngagementCounts,
+    #[serde(default)]
+    pub links: BTreeMap<String, EngagementCounts>,
+    #[serde(default)]
+    pub times: MessageTimes,
+}
+
+/// What one open or click moved: the message's counters, and for a click its link's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moved {
+    pub message: Counted,
+    pub link: Option<Counted>,
+}
+
+impl MessageEngagement {
+    /// Counts one action and returns what it moved.
+    pub fn record(
+        &mut self,
+        kind: &EngagementKind,
+        source: Source,
+        human: bool,
+        at: DateTime<Utc>,
+    ) -> Moved {
+        self.times.saw(kind, at);
+        match kind {
+            EngagementKind::Open => {
+                let message = count(&self.opens, source, human);
+                self.opens.add(source, human);
+                Moved {
+                    message,
+                    link: None,
+                }
+            }
+            EngagementKind::Click { url } => {
+                let message = count(&self.clicks, source, human);
+                self.clicks.add(source, human);
+                let counts = self.links.entry(link_hash(url)).or_default();
+                let link = count(counts, source, human);
+                counts.add(source, human);
+                Moved {
+                    message,
+                    link: Some(link),
+                }
+            }
+        }
+    }
+}
+
+/// The message an open or click belongs to, as engagement state is kept: its job when the metadata
+/// names one, else Postmark's MessageID.
+pub fn engagement_ref(event: &Event) -> Option<String> {
+    match (&event.trace.job_id, &event.message_id) {
+        (Some(job), _) => Some(format!("job:{job}")),
+        (None, Some(m)) => Some(format!("msg:{m}")),
+        _ => None,
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -174,13 +251,42 @@ mod tests {
     }
 
     #[test]
-    fn counter_names_follow_what_moved() {
+    fn counters_follow_what_moved() {
         let c = Counted {
             total: true,
             unique: false,
             total_human: true,
             unique_human: false,
         };
-        assert_eq!(c.counters(&OPENS), vec![("opens", 1), ("opens_human", 1)]);
+        assert_eq!(
+            c.counters(&EngagementKind::Open),
+            vec![Counter::Opens, Counter::OpensHuman]
+        );
+        let url = "https://a.example/".to_owned();
+        assert_eq!(
+            c.counters(&EngagementKind::Click { url }),
+            vec![Counter::Clicks, Counter::ClicksHuman]
+        );
+    }
+
+    #[test]
+    fn a_message_keeps_its_first_and_last_times_and_counts_links_apart() {
+        let at = |s| chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 1, 10, 0, s).unwrap();
+        let mut m = MessageEngagement::default();
+        let a = EngagementKind::Click {
+            url: "https://a.example/".into(),
+        };
+        let b = EngagementKind::Click {
+            url: "https://b.example/".into(),
+        };
+        let first = m.record(&a, Source::Postmark, true, at(30));
+        assert!(first.message.unique && first.link.unwrap().unique);
+        let other_link = m.record(&b, Source::Postmark, true, at(10));
+        assert!(!other_link.message.unique, "the message was clicked before");
+        assert!(other_link.link.unwrap().unique, "this link was not");
+        assert_eq!(m.times.first_clicked_at, Some(at(10)));
+        assert_eq!(m.times.last_clicked_at, Some(at(30)));
+        assert_eq!(m.times.first_opened_at, None);
+        assert_eq!(m.links.len(), 2);
     }
 }

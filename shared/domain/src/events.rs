@@ -1,12 +1,17 @@
 //! What a delivery, bounce, complaint, open, click or subscription change does to the integration's state,
-//! decided without I/O: [`plan`] turns an [`Event`] into a [`Plan`] that the store carries out in one
-//! transaction.
+//! decided without I/O. [`enrich`] completes an event from its message's state; [`plan`] turns it into a
+//! [`Plan`]: the standing change it asks for (decided with the subscriber's state by
+//! [`crate::standing::decide`]), the campaign counters it moves, and whether it is an open or click, whose
+//! counting [`crate::engagement::MessageEngagement`] decides per message and [`crate::stats::tally`] per
+//! batch.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::automation::automated_reason;
 use crate::engagement::EngagementKind;
-use crate::trace::MessageTrace;
+use crate::stats::Counter;
+use crate::trace::{Campaign, MessageTrace};
 use crate::{EmailAddress, SuppressionReason};
 
 /// Who observed the event.
@@ -115,8 +120,9 @@ impl EventKind {
     }
 }
 
-/// One observed event, whatever its source.
-#[derive(Debug, Clone, PartialEq)]
+/// One observed event, whatever its source. It is stored as recorded (serialised), and read back by the
+/// stream function and the activity log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub kind: EventKind,
     pub source: Source,
@@ -132,7 +138,45 @@ pub struct Event {
     /// Why the event looks automated (a scanner, a prefetch, a click right after delivery), if it does.
     pub automated: Option<String>,
     /// What an admin sees of the event in the activity log.
+    #[serde(default)]
     pub detail: serde_json::Value,
+}
+
+/// What the sender recorded about a message, as far as an event needs it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageState {
+    pub recipient: Option<EmailAddress>,
+    pub campaign: Option<Campaign>,
+    pub subscriber_id: Option<String>,
+    pub message_id: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Fills in from the message's state what the event itself does not carry (a native event carries only
+/// its job), and flags a click that came too soon after the message was sent: a scanner following every
+/// link. The send time comes from the message's metadata, or from the state.
+pub fn enrich(event: &mut Event, state: Option<&MessageState>) {
+    if let Some(state) = state {
+        if event.recipient.is_none() {
+            event.recipient = state.recipient.clone();
+        }
+        if event.trace.campaign.is_none() {
+            event.trace.campaign = state.campaign.clone();
+        }
+        if event.trace.subscriber_id.is_none() {
+            event.trace.subscriber_id = state.subscriber_id.clone();
+        }
+        if event.message_id.is_none() {
+            event.message_id = state.message_id.clone();
+        }
+        if event.trace.sent_at.is_none() {
+            event.trace.sent_at = state.sent_at;
+        }
+    }
+    if event.automated.is_none() && matches!(event.kind, EventKind::Clicked { .. }) {
+        let since = event.trace.sent_at.map(|t| (event.at - t).num_seconds());
+        event.automated = automated_reason(None, true, since);
+    }
 }
 
 /// A change of the subscriber's standing.
@@ -142,19 +186,15 @@ pub enum StatusChange {
     Reactivate,
 }
 
-/// What one event does, for the store to carry out atomically.
+/// What one event does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// The status change the event asks for; what it does to the standing is decided with the subscriber's
     /// state by [`crate::standing::decide`].
     pub status: Option<StatusChange>,
-    /// Counters on the subscriber's profile.
-    pub subscriber_counters: Vec<(&'static str, i64)>,
-    /// Counters of the message's campaign (engagement counters are decided by the store, which knows the
+    /// The campaign counters the event moves by itself (an open's or click's are decided with the
     /// message's engagement so far).
-    pub campaign_counters: Vec<(&'static str, i64)>,
-    /// Fields set on the message's state: name and time.
-    pub message_times: Vec<&'static str>,
+    pub counters: Vec<Counter>,
     /// An open or click, counted once per person across sources.
     pub engagement: Option<EngagementKind>,
 }
@@ -171,94 +211,74 @@ pub fn suppression_reason(reason: Option<&str>, origin: Option<&str>) -> Suppres
 
 /// Decides what an event does.
 pub fn plan(event: &Event) -> Plan {
-    let mut p = Plan {
-        status: None,
-        subscriber_counters: Vec::new(),
-        campaign_counters: Vec::new(),
-        message_times: Vec::new(),
-        engagement: None,
-    };
-    match &event.kind {
-        EventKind::Delivered => {
-            p.campaign_counters.push(("delivered", 1));
-            p.subscriber_counters.push(("delivered", 1));
-            p.message_times.push("delivered_at");
-        }
-        EventKind::Bounced { class, .. } => {
-            p.message_times.push("bounced_at");
-            match class {
-                BounceClass::Hard => {
-                    p.status = Some(StatusChange::Suppress(SuppressionReason::HardBounce));
-                    p.campaign_counters.push(("bounced_hard", 1));
-                    p.subscriber_counters.push(("bounced_hard", 1));
-                }
-                BounceClass::Soft => {
-                    p.campaign_counters.push(("bounced_soft", 1));
-                    p.subscriber_counters.push(("bounced_soft", 1));
-                }
-                BounceClass::Complaint => {
-                    p.status = Some(StatusChange::Suppress(SuppressionReason::SpamComplaint));
-                    p.campaign_counters.push(("complaints", 1));
-                    p.subscriber_counters.push(("complaints", 1));
-                }
-                BounceClass::Unsubscribe => {
-                    p.status = Some(StatusChange::Suppress(SuppressionReason::Unsubscribed));
-                    p.campaign_counters.push(("unsubscribes", 1));
-                }
-                BounceClass::AutoReply | BounceClass::Other => {
-                    p.campaign_counters.push(("bounced_other", 1));
-                }
+    let (status, counters, engagement) = match &event.kind {
+        EventKind::Delivered => (None, vec![Counter::Delivered], None),
+        EventKind::Bounced { class, .. } => match class {
+            BounceClass::Hard => (
+                Some(StatusChange::Suppress(SuppressionReason::HardBounce)),
+                vec![Counter::BouncedHard],
+                None,
+            ),
+            BounceClass::Soft => (None, vec![Counter::BouncedSoft], None),
+            BounceClass::Complaint => (
+                Some(StatusChange::Suppress(SuppressionReason::SpamComplaint)),
+                vec![Counter::Complaints],
+                None,
+            ),
+            BounceClass::Unsubscribe => (
+                Some(StatusChange::Suppress(SuppressionReason::Unsubscribed)),
+                vec![Counter::Unsubscribes],
+                None,
+            ),
+            BounceClass::AutoReply | BounceClass::Other => {
+                (None, vec![Counter::BouncedOther], None)
             }
-        }
-        EventKind::SpamComplaint => {
-            p.status = Some(StatusChange::Suppress(SuppressionReason::SpamComplaint));
-            p.campaign_counters.push(("complaints", 1));
-            p.subscriber_counters.push(("complaints", 1));
-            p.message_times.push("complained_at");
-        }
-        EventKind::Opened => {
-            p.engagement = Some(EngagementKind::Open);
-            p.subscriber_counters.push(("opens", 1));
-            p.message_times.push("last_opened_at");
-        }
-        EventKind::Clicked { url } => {
-            p.engagement = Some(EngagementKind::Click { url: url.clone() });
-            p.subscriber_counters.push(("clicks", 1));
-            p.message_times.push("last_clicked_at");
-        }
+        },
+        EventKind::SpamComplaint => (
+            Some(StatusChange::Suppress(SuppressionReason::SpamComplaint)),
+            vec![Counter::Complaints],
+            None,
+        ),
+        EventKind::Opened => (None, Vec::new(), Some(EngagementKind::Open)),
+        EventKind::Clicked { url } => (
+            None,
+            Vec::new(),
+            Some(EngagementKind::Click { url: url.clone() }),
+        ),
         EventKind::SubscriptionChanged {
             suppress,
             reason,
             origin,
         } => {
-            p.status = Some(if *suppress {
-                StatusChange::Suppress(suppression_reason(reason.as_deref(), origin.as_deref()))
+            if *suppress {
+                let reason = suppression_reason(reason.as_deref(), origin.as_deref());
+                let counters = if reason == SuppressionReason::Unsubscribed {
+                    vec![Counter::Unsubscribes]
+                } else {
+                    Vec::new()
+                };
+                (Some(StatusChange::Suppress(reason)), counters, None)
             } else {
-                StatusChange::Reactivate
-            });
-            if *suppress
-                && suppression_reason(reason.as_deref(), origin.as_deref())
-                    == SuppressionReason::Unsubscribed
-            {
-                p.campaign_counters.push(("unsubscribes", 1));
+                (Some(StatusChange::Reactivate), Vec::new(), None)
             }
         }
-        EventKind::Unknown { .. } => {}
+        EventKind::Unknown { .. } => (None, Vec::new(), None),
+    };
+    Plan {
+        status: status.filter(|_| event.recipient.is_some()),
+        counters: if event.trace.campaign.is_some() {
+            counters
+        } else {
+            Vec::new()
+        },
+        engagement,
     }
-    if event.recipient.is_none() {
-        p.status = None;
-        p.subscriber_counters.clear();
-    }
-    if event.trace.campaign.is_none() {
-        p.campaign_counters.clear();
-    }
-    p
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{Campaign, CampaignKind};
+    use crate::trace::CampaignKind;
 
     fn event(kind: EventKind) -> Event {
         Event {
@@ -296,14 +316,14 @@ mod tests {
             hard.status,
             Some(StatusChange::Suppress(SuppressionReason::HardBounce))
         );
-        assert_eq!(hard.campaign_counters, vec![("bounced_hard", 1)]);
+        assert_eq!(hard.counters, vec![Counter::BouncedHard]);
 
         let soft = plan(&event(bounce(BounceClass::Soft)));
         assert_eq!(
             soft.status, None,
             "a soft bounce leaves the subscriber active"
         );
-        assert_eq!(soft.campaign_counters, vec![("bounced_soft", 1)]);
+        assert_eq!(soft.counters, vec![Counter::BouncedSoft]);
 
         let spam = plan(&event(EventKind::SpamComplaint));
         assert_eq!(
@@ -312,19 +332,18 @@ mod tests {
         );
 
         let delivered = plan(&event(EventKind::Delivered));
-        assert_eq!(delivered.campaign_counters, vec![("delivered", 1)]);
-        assert_eq!(delivered.message_times, vec!["delivered_at"]);
+        assert_eq!(delivered.counters, vec![Counter::Delivered]);
 
         let open = plan(&event(EventKind::Opened));
         assert_eq!(open.engagement, Some(EngagementKind::Open));
         assert!(
-            open.campaign_counters.is_empty(),
+            open.counters.is_empty(),
             "engagement counts are decided with state"
         );
 
         let unknown = plan(&event(EventKind::Unknown { record_type: None }));
         assert_eq!(unknown.status, None);
-        assert!(unknown.campaign_counters.is_empty());
+        assert!(unknown.counters.is_empty());
     }
 
     #[test]
@@ -362,7 +381,107 @@ mod tests {
         e.trace.campaign = None;
         let p = plan(&e);
         assert_eq!(p.status, None);
-        assert!(p.campaign_counters.is_empty() && p.subscriber_counters.is_empty());
-        assert_eq!(p.message_times, vec!["bounced_at"]);
+        assert!(p.counters.is_empty());
+    }
+
+    #[test]
+    fn an_unsubscribe_counts_and_other_suppressions_do_not() {
+        let change = |reason: &str, origin: &str| {
+            plan(&event(EventKind::SubscriptionChanged {
+                suppress: true,
+                reason: Some(reason.into()),
+                origin: Some(origin.into()),
+            }))
+            .counters
+        };
+        assert_eq!(
+            change("ManualSuppression", "Recipient"),
+            vec![Counter::Unsubscribes]
+        );
+        assert!(change("HardBounce", "Recipient").is_empty());
+        let mut reactivation = event(EventKind::SubscriptionChanged {
+            suppress: false,
+            reason: None,
+            origin: None,
+        });
+        reactivation.trace.campaign = None;
+        assert_eq!(plan(&reactivation).status, Some(StatusChange::Reactivate));
+    }
+
+    #[test]
+    fn a_native_event_takes_what_it_lacks_from_its_message() {
+        let sent = Utc::now() - chrono::Duration::seconds(3);
+        let state = MessageState {
+            recipient: Some(EmailAddress::parse("s@example.com").unwrap()),
+            campaign: Some(Campaign {
+                kind: CampaignKind::Sequence,
+                id: "s1".into(),
+            }),
+            subscriber_id: Some("sub-1".into()),
+            message_id: Some("m-1".into()),
+            sent_at: Some(sent),
+        };
+        let mut e = event(EventKind::Opened);
+        e.recipient = None;
+        e.trace = MessageTrace::default();
+        e.message_id = None;
+        enrich(&mut e, Some(&state));
+        assert_eq!(e.recipient, state.recipient);
+        assert_eq!(e.trace.campaign, state.campaign);
+        assert_eq!(e.trace.subscriber_id.as_deref(), Some("sub-1"));
+        assert_eq!(e.message_id.as_deref(), Some("m-1"));
+        assert_eq!(e.automated, None, "opens have no timing rule");
+
+        let mut own = event(EventKind::Opened);
+        enrich(&mut own, Some(&state));
+        assert_eq!(
+            own.trace.campaign,
+            event(EventKind::Opened).trace.campaign,
+            "what the event carries wins"
+        );
+    }
+
+    #[test]
+    fn a_click_right_after_sending_is_flagged_and_a_later_one_is_not() {
+        let click = |after: i64, sent_in_metadata: bool| {
+            let mut e = event(EventKind::Clicked {
+                url: "https://a.example/".into(),
+            });
+            let sent = e.at - chrono::Duration::seconds(after);
+            let state = MessageState {
+                sent_at: Some(sent),
+                ..MessageState::default()
+            };
+            if sent_in_metadata {
+                e.trace.sent_at = Some(sent);
+                enrich(&mut e, None);
+            } else {
+                enrich(&mut e, Some(&state));
+            }
+            e.automated
+        };
+        assert!(click(3, true).is_some_and(|r| r.contains("3 s")));
+        assert!(click(3, false).is_some(), "the state's send time serves too");
+        assert_eq!(click(600, true), None);
+        let mut unknown = event(EventKind::Clicked {
+            url: "https://a.example/".into(),
+        });
+        enrich(&mut unknown, None);
+        assert_eq!(unknown.automated, None, "no send time, no timing rule");
+    }
+
+    #[test]
+    fn a_recorded_event_reads_back_as_it_was() {
+        let mut e = event(EventKind::Bounced {
+            class: BounceClass::Soft,
+            bounce_type: "SoftBounce".into(),
+        });
+        e.client = Some(ClientInfo {
+            user_agent: Some("ua".into()),
+            ..ClientInfo::default()
+        });
+        e.detail = serde_json::json!({"details": "smtp;450"});
+        let text = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), e);
     }
 }

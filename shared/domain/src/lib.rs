@@ -15,6 +15,7 @@ pub mod ports;
 pub mod rewrite;
 pub mod servers;
 pub mod standing;
+pub mod stats;
 pub mod subscriber;
 pub mod trace;
 pub mod tracking;
