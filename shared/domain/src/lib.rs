@@ -9,6 +9,7 @@ pub mod dedup;
 pub mod email;
 pub mod engagement;
 pub mod events;
+pub mod feed;
 pub mod ids;
 pub mod jobs;
 pub mod ports;
