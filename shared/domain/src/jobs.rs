@@ -562,6 +562,7 @@ impl SendJob {
             email_type: Some(self.email_type),
             campaign: self.campaign.clone(),
             subscriber_id: self.subscriber_id.clone(),
+            sent_at: None,
         }
     }
 
@@ -589,6 +590,7 @@ fn is_trace_key(key: &str) -> bool {
         trace::SEQUENCE_ID,
         trace::SUBSCRIBER_ID,
         trace::SEND_ID,
+        trace::SENT_AT,
     ]
     .iter()
     .any(|t| t.eq_ignore_ascii_case(key))
