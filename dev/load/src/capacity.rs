@@ -1,7 +1,9 @@
 //! Counts what DynamoDB would bill, read off the requests the SDK sends: requests per operation, write and
-//! read capacity units, and writes per item (the hot-key check). Units assume items under 1 KB, which holds
-//! for everything the functions write per email and per event (the largest, an activity entry, is well
-//! under); a transactional write costs two units per item, a consistent read one, an eventual read half.
+//! read capacity units, and writes per item and per partition key (the hot-key check). A put costs a unit
+//! per started KB of the item it writes (DynamoDB's item size: attribute names plus values); an update or
+//! delete is counted as one unit, which holds for the items they touch here (profiles, counter shards, job
+//! outcomes: well under 1 KB); a transactional write costs twice that, a consistent read one unit per
+//! item, an eventual read half.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,33 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Both usages together.
+    pub fn merged(&self, other: &Usage) -> Usage {
+        let mut out = self.clone();
+        for (k, v) in &other.requests {
+            *out.requests.entry(k.clone()).or_default() += v;
+        }
+        out.write_units += other.write_units;
+        out.read_units += other.read_units;
+        for (k, v) in &other.writes_per_item {
+            *out.writes_per_item.entry(k.clone()).or_default() += v;
+        }
+        out
+    }
+
+    /// The partition key that received the most writes, its writes, and its share of all writes.
+    pub fn busiest_partition(&self) -> Option<(String, u64, f64)> {
+        let mut per: HashMap<&str, u64> = HashMap::new();
+        for (item, n) in &self.writes_per_item {
+            let pk = item.split(" | ").next().unwrap_or_default();
+            *per.entry(pk).or_default() += n;
+        }
+        let total: u64 = per.values().sum();
+        per.into_iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(pk, n)| (pk.to_owned(), n, n as f64 / total.max(1) as f64))
+    }
+
     pub fn total_requests(&self) -> u64 {
         self.requests.values().sum()
     }
@@ -65,6 +94,34 @@ fn item_key(map: &Value) -> String {
     format!("{} | {}", s("pk"), s("sk"))
 }
 
+/// DynamoDB's size of an attribute value in bytes (names and values, as its item size rules count them).
+fn value_size(v: &Value) -> usize {
+    let Some((tag, inner)) = v.as_object().and_then(|o| o.iter().next()) else {
+        return 0;
+    };
+    match tag.as_str() {
+        "S" | "N" | "B" => inner.as_str().map_or(0, str::len),
+        "BOOL" | "NULL" => 1,
+        "SS" | "NS" | "BS" => inner
+            .as_array()
+            .map_or(0, |a| a.iter().filter_map(Value::as_str).map(str::len).sum()),
+        "L" => 3 + inner.as_array().map_or(0, |a| a.iter().map(|x| 1 + value_size(x)).sum()),
+        "M" => 3 + item_size(inner),
+        _ => 0,
+    }
+}
+
+fn item_size(item: &Value) -> usize {
+    item.as_object().map_or(0, |o| {
+        o.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+    })
+}
+
+/// Write units of a put of `item`: one per started KB.
+fn put_units(item: &Value) -> f64 {
+    item_size(item).div_ceil(1024).max(1) as f64
+}
+
 fn record(usage: &mut Usage, operation: &str, body: &Value) {
     let write = |usage: &mut Usage, key: String, units: f64| {
         usage.write_units += units;
@@ -74,7 +131,7 @@ fn record(usage: &mut Usage, operation: &str, body: &Value) {
         "TransactWriteItems" => {
             for item in body["TransactItems"].as_array().into_iter().flatten() {
                 if let Some(put) = item.get("Put") {
-                    write(usage, item_key(&put["Item"]), 2.0);
+                    write(usage, item_key(&put["Item"]), 2.0 * put_units(&put["Item"]));
                 } else if let Some(op) = item
                     .get("Update")
                     .or_else(|| item.get("Delete"))
@@ -84,7 +141,7 @@ fn record(usage: &mut Usage, operation: &str, body: &Value) {
                 }
             }
         }
-        "PutItem" => write(usage, item_key(&body["Item"]), 1.0),
+        "PutItem" => write(usage, item_key(&body["Item"]), put_units(&body["Item"])),
         "UpdateItem" | "DeleteItem" => write(usage, item_key(&body["Key"]), 1.0),
         "BatchWriteItem" => {
             for requests in body["RequestItems"]
@@ -94,7 +151,7 @@ fn record(usage: &mut Usage, operation: &str, body: &Value) {
             {
                 for r in requests.as_array().into_iter().flatten() {
                     if let Some(p) = r.get("PutRequest") {
-                        write(usage, item_key(&p["Item"]), 1.0);
+                        write(usage, item_key(&p["Item"]), put_units(&p["Item"]));
                     } else if let Some(d) = r.get("DeleteRequest") {
                         write(usage, item_key(&d["Key"]), 1.0);
                     }

@@ -275,27 +275,49 @@ async fn webhook(events: usize, concurrency: usize, memory_mb: u32) {
         r.p99.as_secs_f64() * 1e3,
         r.mean.as_secs_f64() * 1e3
     );
-    println!(
-        "  DynamoDB     {:.2} requests/event, {:.2} WCU/event, {:.2} RCU/event",
-        r.usage.requests_of("DynamoDB") as f64 / n,
-        r.usage.write_units / n,
-        r.usage.read_units / n
-    );
-    for (op, count) in &r.usage.requests {
+    let all = r.usage.merged(&r.stream_usage);
+    for (what, u) in [
+        ("webhook", &r.usage),
+        ("stream", &r.stream_usage),
+        ("both", &all),
+    ] {
+        println!(
+            "  DynamoDB     {what:<8} {:.3} requests/event, {:.3} WCU/event, {:.3} RCU/event",
+            u.requests_of("DynamoDB") as f64 / n,
+            u.write_units / n,
+            u.read_units / n
+        );
+    }
+    for (op, count) in &all.requests {
         println!("    {op:<40} {count}");
     }
-    if let Some((item, writes)) = r.usage.hottest_item() {
-        println!("  hottest item {writes} writes: {item}");
+    if let Some((pk, writes, share)) = all.busiest_partition() {
+        println!(
+            "  busiest key  {:.3}% of writes ({writes}): {pk}",
+            share * 100.0
+        );
     }
+    println!(
+        "  stream       {} batches, {:.0} records a batch, slowest {:.2} s; counters complete {:.2} s after the last answer",
+        r.stream_batches,
+        r.stream_mean_batch,
+        r.stream_slowest_batch.as_secs_f64(),
+        r.stats_lag.as_secs_f64()
+    );
+    let stream_gb_seconds = r.stream_batches as f64
+        * r.stream_slowest_batch.as_secs_f64()
+        * f64::from(memory_mb)
+        / 1024.0;
     cost::print(
-        "per million events, at the measured mean latency",
+        "per million events, at the measured mean latency (stream batches at their slowest)",
         &PerUnit {
-            write_units: r.usage.write_units / n,
-            read_units: r.usage.read_units / n,
+            write_units: all.write_units / n,
+            read_units: all.read_units / n,
             sqs_requests: 0.0,
-            secrets_calls: r.usage.requests_of("Secrets Manager") as f64 / n,
-            lambda_invocations: 1.0,
-            lambda_gb_seconds: r.mean.as_secs_f64() * f64::from(memory_mb) / 1024.0,
+            secrets_calls: all.requests_of("Secrets Manager") as f64 / n,
+            lambda_invocations: 1.0 + r.stream_batches as f64 / n,
+            lambda_gb_seconds: r.mean.as_secs_f64() * f64::from(memory_mb) / 1024.0
+                + stream_gb_seconds / n,
             http_api_requests: 1.0,
         },
     );

@@ -3,7 +3,10 @@
 //! subscribers who get several messages), 20% of them redelivered, shuffled with a seed, sent through the
 //! webhook function's handler with concurrent invocations against a table whose DynamoDB requests fail at
 //! a seeded rate (throttles, transaction conflicts, internal errors, lost answers: `dev/moto_server.py`).
-//! Every 5xx, 429 or 408 is sent again later, as Postmark does, a bounded number of times.
+//! Every 5xx, 429 or 408 is sent again later, as Postmark does, a bounded number of times. Meanwhile the
+//! stream function reads the table's stream (in process, through the local event source mapping) with a
+//! client that meets the same faults: a batch that fails, even after its writes went through and only the
+//! answer was lost, is handed to it again whole, as Lambda does.
 //!
 //! Then, with the faults cleared, everything is read back through the store and compared with what the
 //! distinct events imply, computed here from the event list alone (no domain logic is called for it):
@@ -82,6 +85,9 @@ pub struct FaultsReport {
     /// Faults the emulator fired on the table, per kind.
     pub faults: BTreeMap<String, u64>,
     pub dynamodb_requests: u64,
+    /// Stream batches the stream function handled, and the invocations of them that failed.
+    pub stream_batches: usize,
+    pub stream_failed_invocations: usize,
     pub sending: Duration,
     pub checking: Duration,
     /// Events none of whose copies ever got a 200.
@@ -118,6 +124,10 @@ impl FaultsReport {
         println!(
             "  faults fired   {:?} ({} DynamoDB requests)",
             self.faults, self.dynamodb_requests
+        );
+        println!(
+            "  stream         {} batches, {} failed invocations handed again",
+            self.stream_batches, self.stream_failed_invocations
         );
         println!(
             "  answers        final {:?}; refusals met {:?}; {} retries; 200s {:?}",
@@ -685,6 +695,36 @@ pub async fn run(cfg: &WebhookFaults) -> FaultsReport {
             .await
             .expect("secret");
     }
+    let poller = local_stack::stream_poller::in_process(
+        &sdk,
+        dynamodb.clone(),
+        &table_name,
+        1000,
+        Duration::from_millis(200),
+    )
+    .await
+    .expect("the table's stream");
+    let storm_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let consumer = {
+        let storm_over = storm_over.clone();
+        tokio::spawn(async move {
+            let mut batches = (0, 0);
+            loop {
+                match poller.poll_once(Duration::from_millis(300)).await {
+                    Ok(Some(b)) => {
+                        batches.0 += 1;
+                        batches.1 += b.failed_attempts;
+                    }
+                    Ok(None) if storm_over.load(std::sync::atomic::Ordering::SeqCst) => {
+                        return batches;
+                    }
+                    Ok(None) => {}
+                    // Reading the stream meets no faults (the plan is the table's); keep polling.
+                    Err(e) => eprintln!("reading the stream: {e}"),
+                }
+            }
+        })
+    };
     let app = webhook::App::with_clients(
         dynamodb,
         secrets.clone(),
@@ -731,6 +771,8 @@ pub async fn run(cfg: &WebhookFaults) -> FaultsReport {
         .collect()
         .await;
     let sending = started.elapsed();
+    storm_over.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (stream_batches, stream_failed_invocations) = consumer.await.expect("the stream consumer");
     let fired = DynamoFaults::fired(endpoint).await.unwrap_or_default();
     DynamoFaults::clear(endpoint, Some(&table_name))
         .await
@@ -742,6 +784,8 @@ pub async fn run(cfg: &WebhookFaults) -> FaultsReport {
         requests: outcomes.len(),
         faults: fired.get(&table_name).cloned().unwrap_or_default(),
         dynamodb_requests: meter.usage().requests_of("DynamoDB"),
+        stream_batches,
+        stream_failed_invocations,
         sending,
         ..FaultsReport::default()
     };
@@ -961,7 +1005,9 @@ async fn check_activity(
         let at = text("at")
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
             .map(|t| t.with_timezone(&Utc));
-        let detail: Value = text("detail")
+        // An event's record carries the event; an entry of the sender's carries its detail.
+        let detail: Value = text("event")
+            .or_else(|| text("detail"))
             .and_then(|d| serde_json::from_str(&d).ok())
             .unwrap_or(Value::Null);
         let (Some(kind), Some(at)) = (text("kind"), at) else {

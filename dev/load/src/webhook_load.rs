@@ -1,5 +1,7 @@
 //! The webhook load run: Postmark events in a realistic mix, 10% of them redelivered, through the webhook
-//! function's handler with concurrent invocations, against the AWS emulator.
+//! function's handler with concurrent invocations, against the AWS emulator; the table's stream is read
+//! meanwhile by the stream function (in process, through the local event source mapping), which adds
+//! the events to the counters. What both functions ask of DynamoDB is counted.
 
 use std::time::{Duration, Instant};
 
@@ -27,10 +29,24 @@ pub struct WebhookReport {
     pub p50: Duration,
     pub p99: Duration,
     pub mean: Duration,
+    /// What the webhook function asked of DynamoDB and Secrets Manager.
     pub usage: Usage,
+    /// What the stream function asked of DynamoDB.
+    pub stream_usage: Usage,
+    /// Stream batches the stream function handled, and their mean size.
+    pub stream_batches: usize,
+    pub stream_mean_batch: f64,
+    /// The slowest batch, from its invocation to its answer.
+    pub stream_slowest_batch: Duration,
+    /// From the last webhook answer until the counters held every event.
+    pub stats_lag: Duration,
     pub counters: std::collections::BTreeMap<String, i64>,
     pub expected: std::collections::BTreeMap<String, i64>,
 }
+
+/// The stream's event source mapping, as the template sets it.
+const STREAM_BATCH: usize = 1000;
+const STREAM_WINDOW: Duration = Duration::from_secs(1);
 
 /// A small deterministic generator, so that every run sends the same events.
 struct Rng(u64);
@@ -245,6 +261,36 @@ pub async fn run(load: &WebhookLoad) -> WebhookReport {
         .collect();
     clients.meter.reset();
 
+    let stream_clients = MeteredClients::new(&sdk);
+    let poller = local_stack::stream_poller::in_process(
+        &sdk,
+        stream_clients.dynamodb.clone(),
+        &table_name,
+        STREAM_BATCH,
+        STREAM_WINDOW,
+    )
+    .await
+    .expect("the table's stream");
+    let storm_over = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let batches = {
+        let storm_over = storm_over.clone();
+        async move {
+            let mut batches: Vec<(usize, Duration, Instant)> = Vec::new();
+            loop {
+                let t = Instant::now();
+                match poller.poll_once(Duration::from_millis(300)).await {
+                    Ok(Some(b)) => batches.push((b.records, t.elapsed(), Instant::now())),
+                    Ok(None) if storm_over.load(std::sync::atomic::Ordering::SeqCst) => {
+                        return batches;
+                    }
+                    Ok(None) => {}
+                    Err(e) => panic!("the stream cannot be read: {e}"),
+                }
+            }
+        }
+    };
+    let consumer = tokio::spawn(batches);
+
     let started = Instant::now();
     let app = &app;
     let results: Vec<(Duration, u16, String)> = futures::stream::iter(requests)
@@ -263,7 +309,11 @@ pub async fn run(load: &WebhookLoad) -> WebhookReport {
         .collect()
         .await;
     let elapsed = started.elapsed();
+    let storm_end = Instant::now();
+    storm_over.store(true, std::sync::atomic::Ordering::SeqCst);
+    let batches = consumer.await.expect("the stream consumer");
     let usage = clients.meter.usage();
+    let stream_usage = stream_clients.meter.usage();
 
     let mut latencies: Vec<Duration> = results.iter().map(|r| r.0).collect();
     latencies.sort();
@@ -287,6 +337,18 @@ pub async fn run(load: &WebhookLoad) -> WebhookReport {
         p50: pick(0.50),
         p99: pick(0.99),
         usage,
+        stream_usage,
+        stream_batches: batches.len(),
+        stream_mean_batch: batches.iter().map(|b| b.0).sum::<usize>() as f64
+            / batches.len().max(1) as f64,
+        stream_slowest_batch: batches.iter().map(|b| b.1).max().unwrap_or_default(),
+        stats_lag: batches
+            .iter()
+            .filter(|b| b.0 > 0)
+            .map(|b| b.2)
+            .max()
+            .map(|last| last.saturating_duration_since(storm_end))
+            .unwrap_or_default(),
         counters: stats.counters,
         expected,
     }

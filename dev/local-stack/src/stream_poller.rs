@@ -320,3 +320,45 @@ pub async fn latest_stream_arn(
         .and_then(|t| t.latest_stream_arn)
         .ok_or_else(|| StreamPollError::Stream(format!("table {table} has no stream")))
 }
+
+/// A poller that hands the table's stream to the stream function in this process (tests and load runs:
+/// the function's DynamoDB requests go through `dynamodb`, so that a caller can count or fault them).
+pub async fn in_process(
+    sdk: &aws_config::SdkConfig,
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: &str,
+    batch_size: usize,
+    window: Duration,
+) -> Result<StreamPoller, StreamPollError> {
+    let stream_arn = latest_stream_arn(&dynamodb, table).await?;
+    let app = std::sync::Arc::new(stream::App::with_clients(
+        dynamodb,
+        stream::Config {
+            table_name: table.to_owned(),
+            event_bus_name: None,
+        },
+    ));
+    let invoke: InvokeFn = std::sync::Arc::new(move |event: Value| {
+        let app = app.clone();
+        Box::pin(async move {
+            stream::handle(&app, &event)
+                .await
+                .map(|()| Value::Null)
+                .map_err(|e| e.to_string())
+        })
+    });
+    Ok(StreamPoller::in_process(
+        Client::new(sdk),
+        StreamPollerConfig {
+            stream_arn,
+            region: sdk
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "us-east-1".into()),
+            invoke_url: String::new(),
+            batch_size,
+            window,
+        },
+        invoke,
+    ))
+}

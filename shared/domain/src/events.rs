@@ -142,6 +142,49 @@ pub struct Event {
     pub detail: serde_json::Value,
 }
 
+impl Event {
+    /// The event as the subscriber's activity log shows it. A status change that left the standing as it
+    /// was (weaker than the standing, or older than a reactivation) is marked `standing_unchanged`.
+    pub fn activity_detail(&self, standing_unchanged: bool) -> serde_json::Value {
+        let mut detail = serde_json::json!({
+            "source": self.source.as_str(),
+            "details": self.detail,
+        });
+        for (k, v) in [
+            (
+                "message_id",
+                self.message_id.as_ref().map(|m| serde_json::json!(m)),
+            ),
+            (
+                "job_id",
+                self.trace.job_id.as_ref().map(|j| serde_json::json!(j)),
+            ),
+            (
+                "campaign",
+                self.trace.campaign.as_ref().map(|c| serde_json::json!(c)),
+            ),
+            (
+                "stream",
+                self.stream.as_ref().map(|st| serde_json::json!(st)),
+            ),
+            ("client", self.client.as_ref().map(|c| serde_json::json!(c))),
+            (
+                "automated",
+                self.automated.as_ref().map(|a| serde_json::json!(a)),
+            ),
+            (
+                "standing_unchanged",
+                standing_unchanged.then_some(serde_json::json!(true)),
+            ),
+        ] {
+            if let Some(v) = v {
+                detail[k] = v;
+            }
+        }
+        detail
+    }
+}
+
 /// What the sender recorded about a message, as far as an event needs it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MessageState {
@@ -461,7 +504,10 @@ mod tests {
             e.automated
         };
         assert!(click(3, true).is_some_and(|r| r.contains("3 s")));
-        assert!(click(3, false).is_some(), "the state's send time serves too");
+        assert!(
+            click(3, false).is_some(),
+            "the state's send time serves too"
+        );
         assert_eq!(click(600, true), None);
         let mut unknown = event(EventKind::Clicked {
             url: "https://a.example/".into(),

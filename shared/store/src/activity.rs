@@ -33,12 +33,17 @@ pub fn sortable_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// The key of the activity entry of the event `id` at `at`.
+pub fn activity_item_key(email_key: &str, at: DateTime<Utc>, id: &str) -> Item {
+    key(
+        subscriber_pk(email_key),
+        format!("{ACTIVITY_PREFIX}{}#{id}", sortable_time(at)),
+    )
+}
+
 /// The item of one activity entry (for batched writes).
 pub fn activity_item(email_key: &str, entry: &ActivityEntry) -> Item {
-    let mut item = key(
-        subscriber_pk(email_key),
-        format!("{ACTIVITY_PREFIX}{}#{}", sortable_time(entry.at), entry.id),
-    );
+    let mut item = activity_item_key(email_key, entry.at, &entry.id);
     item.insert("kind".into(), s(&entry.kind));
     item.insert("at".into(), s(sortable_time(entry.at)));
     item.insert("id".into(), s(&entry.id));
@@ -46,8 +51,18 @@ pub fn activity_item(email_key: &str, entry: &ActivityEntry) -> Item {
     item
 }
 
+/// An entry as stored: an event's record carries the event, whose detail is derived from it; an entry the
+/// sender writes carries its detail.
 fn entry_from(item: &Item) -> Result<ActivityEntry, StoreError> {
     let corrupt = || StoreError::Corrupt("activity entry".into());
+    if let Some((event, unchanged)) = crate::events::recorded_event(item) {
+        return Ok(ActivityEntry {
+            at: event.at,
+            kind: event.kind.name().to_owned(),
+            detail: event.activity_detail(unchanged),
+            id: event.dedup_key,
+        });
+    }
     let at = get_s(item, "at")
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .ok_or_else(corrupt)?

@@ -16,6 +16,7 @@ pub mod stream;
 pub mod stats;
 pub mod subscribers;
 pub mod table;
+pub mod tally;
 
 pub use error::StoreError;
 pub use secrets::{SecretCache, SecretValue};

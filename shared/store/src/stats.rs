@@ -1,49 +1,36 @@
-//! Campaign counters, sharded. A broadcast's webhook storm (thousands of events a second) would overrun
-//! DynamoDB's limit of 1,000 writes a second on any single item, so each event adds to one of
-//! [`STATS_SHARDS`] shard items chosen by its dedup key, and clicks per link to one of [`LINK_SHARDS`]
-//! items of the link. Reading sums the shards: one query of the campaign's partition.
+//! Campaign counters, sharded over partition keys. The webhook's events reach the counters through the
+//! stream function, one write per campaign per batch (see [`crate::tally`]); the sender adds its outcomes
+//! one write per transaction of outcomes. Each write goes to one of [`STATS_SHARDS`] items, each under a
+//! partition key of its own, so that no partition takes a broadcast's whole storm. A link's click
+//! counters live on the same shard items, as attributes named by the link's hash. Reading sums the
+//! shards: one batched read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
+use domain::stats::{CampaignDelta, Counter};
 use domain::trace::{Campaign, CampaignKind};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
-use crate::table::{Item, PageQuery, Table, get_s, key, s};
+use crate::table::{Item, Table, add_clause, get_s, key, s};
 
-/// Shards of a campaign's counters: room for 16,000 writes a second.
+/// Shards of a campaign's counters.
 pub const STATS_SHARDS: u32 = 16;
-/// Shards of one link's click counters (clicks on one link are far rarer than deliveries and opens).
-pub const LINK_SHARDS: u32 = 4;
 
-/// The counters every campaign reports, zero when nothing happened yet.
-pub const CAMPAIGN_COUNTERS: &[&str] = &[
-    "sent",
-    "failed",
-    "skipped",
-    "delivered",
-    "bounced_hard",
-    "bounced_soft",
-    "bounced_other",
-    "complaints",
-    "unsubscribes",
-    "opens",
-    "opens_unique",
-    "opens_human",
-    "opens_unique_human",
-    "clicks",
-    "clicks_unique",
-    "clicks_human",
-    "clicks_unique_human",
-];
+/// Where one link's attributes live on a shard item: `link#{hash}#url`, `link#{hash}#{counter}`.
+const LINK_PREFIX: &str = "link#";
 
-pub fn campaign_pk(campaign: &Campaign) -> String {
-    format!("STATS#{}#{}", campaign.kind.as_str(), campaign.id)
+/// The item of one shard of a campaign's counters.
+pub fn campaign_shard_key(campaign: &Campaign, shard: u32) -> Item {
+    key(
+        format!("STATS#{}#{}#{shard:02}", campaign.kind.as_str(), campaign.id),
+        "STATS",
+    )
 }
 
-/// The shard an event's counters go to: spread evenly, and the same for every copy of one event.
+/// The shard a write goes to: spread evenly, and the same for every attempt of one write.
 pub fn shard_of(spread_key: &str, shards: u32) -> u32 {
     let d = Sha256::digest(spread_key.as_bytes());
     u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % shards
@@ -68,52 +55,50 @@ pub struct LinkStats {
     pub clicks_unique_human: i64,
 }
 
-fn numbers(item: &Item) -> impl Iterator<Item = (&str, i64)> {
-    item.iter().filter_map(|(k, v)| {
-        v.as_n()
-            .ok()
-            .and_then(|n| n.parse::<i64>().ok())
-            .map(|n| (k.as_str(), n))
-    })
+fn link_attribute(hash: &str, what: &str) -> String {
+    format!("{LINK_PREFIX}{hash}#{what}")
 }
 
 impl Table {
-    /// Adds to a campaign's counters on the shard chosen by `spread_key`.
-    pub fn campaign_add_op(
+    /// Adds `delta` to a campaign's counters on the shard chosen by `spread_key`, for a transaction.
+    pub fn campaign_delta_op(
         &self,
         campaign: &Campaign,
         spread_key: &str,
-        counters: &[(&str, i64)],
+        delta: &CampaignDelta,
     ) -> Result<TransactWriteItem, StoreError> {
-        let shard = shard_of(spread_key, STATS_SHARDS);
-        self.add_op(
-            key(campaign_pk(campaign), format!("SHARD#{shard:02}")),
-            counters,
-        )
-    }
-
-    /// Adds to one link's click counters (and records the link itself).
-    pub fn link_add_op(
-        &self,
-        campaign: &Campaign,
-        url: &str,
-        spread_key: &str,
-        counters: &[(&str, i64)],
-    ) -> Result<TransactWriteItem, StoreError> {
-        let shard = shard_of(spread_key, LINK_SHARDS);
-        let mut names = std::collections::HashMap::new();
-        let mut values = std::collections::HashMap::from([(":url".to_owned(), s(url))]);
-        let mut expression = "SET #url = :url".to_owned();
-        names.insert("#url".to_owned(), "url".to_owned());
-        if let Some(adds) = crate::table::add_clause(counters, &mut names, &mut values) {
-            expression.push(' ');
-            expression.push_str(&adds);
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut sets = Vec::new();
+        let mut adds: Vec<(String, i64)> = delta
+            .counters
+            .iter()
+            .map(|(c, n)| (c.name().to_owned(), *n))
+            .collect();
+        for (i, (url, counters)) in delta.links.iter().enumerate() {
+            let hash = domain::tracking::link_hash(url);
+            names.insert(format!("#u{i}"), link_attribute(&hash, "url"));
+            values.insert(format!(":u{i}"), s(url));
+            sets.push(format!("#u{i} = :u{i}"));
+            adds.extend(
+                counters
+                    .iter()
+                    .map(|(c, n)| (link_attribute(&hash, c.name()), *n)),
+            );
+        }
+        let adds: Vec<(&str, i64)> = adds.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let mut expression = String::new();
+        if !sets.is_empty() {
+            expression = format!("SET {}", sets.join(", "));
+        }
+        if let Some(clause) = add_clause(&adds, &mut names, &mut values) {
+            if !expression.is_empty() {
+                expression.push(' ');
+            }
+            expression.push_str(&clause);
         }
         self.update_op(
-            key(
-                campaign_pk(campaign),
-                format!("LINK#{}#{shard}", domain::tracking::link_hash(url)),
-            ),
+            campaign_shard_key(campaign, shard_of(spread_key, STATS_SHARDS)),
             &expression,
             None,
             names,
@@ -121,69 +106,67 @@ impl Table {
         )
     }
 
-    /// Adds to a campaign's counters on their own (the sender's `sent`, `failed`, `skipped`).
-    pub async fn add_campaign_counters(
+    /// Adds the sender's outcome counters to a campaign, for a transaction.
+    pub fn campaign_add_op(
         &self,
         campaign: &Campaign,
         spread_key: &str,
-        counters: &[(&str, i64)],
-    ) -> Result<(), StoreError> {
-        let shard = shard_of(spread_key, STATS_SHARDS);
-        self.add(
-            key(campaign_pk(campaign), format!("SHARD#{shard:02}")),
-            counters,
-        )
-        .await
+        counters: &[(Counter, i64)],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let delta = CampaignDelta {
+            counters: counters.iter().copied().collect(),
+            links: BTreeMap::new(),
+        };
+        self.campaign_delta_op(campaign, spread_key, &delta)
     }
 
     /// A campaign's counters and clicks per link, summed over shards.
     pub async fn campaign_stats(&self, campaign: &Campaign) -> Result<CampaignStats, StoreError> {
-        let pk = campaign_pk(campaign);
-        let mut counters: BTreeMap<String, i64> = CAMPAIGN_COUNTERS
+        let keys = (0..STATS_SHARDS)
+            .map(|n| campaign_shard_key(campaign, n))
+            .collect();
+        let shards = self.batch_get(keys, false).await?;
+        let mut counters: BTreeMap<String, i64> = Counter::ALL
             .iter()
-            .map(|c| ((*c).to_owned(), 0))
+            .map(|c| (c.name().to_owned(), 0))
             .collect();
         let mut links: BTreeMap<String, LinkStats> = BTreeMap::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self
-                .query_page(PageQuery {
-                    sort_prefix: None,
-                    limit: 1000,
-                    cursor: cursor.as_deref(),
-                    ..PageQuery::table(&pk, "")
-                })
-                .await?;
-            for item in &page.items {
-                let sk = get_s(item, crate::schema::SK).unwrap_or_default();
-                if sk.starts_with("SHARD#") {
-                    for (name, value) in numbers(item) {
-                        *counters.entry(name.to_owned()).or_default() += value;
+        for item in &shards {
+            for (name, value) in item {
+                let Some(rest) = name.strip_prefix(LINK_PREFIX) else {
+                    if let Some(c) = Counter::from_name(name)
+                        && let Ok(n) = value.as_n().map(|n| n.parse::<i64>().unwrap_or(0))
+                    {
+                        *counters.entry(c.name().to_owned()).or_default() += n;
                     }
-                } else if let Some(rest) = sk.strip_prefix("LINK#") {
-                    let hash = rest.split('#').next().unwrap_or_default().to_owned();
-                    let url = get_s(item, "url").unwrap_or_default().to_owned();
-                    let link = links.entry(hash).or_insert_with(|| LinkStats {
-                        url,
-                        clicks: 0,
-                        clicks_unique: 0,
-                        clicks_human: 0,
-                        clicks_unique_human: 0,
-                    });
-                    for (name, value) in numbers(item) {
-                        match name {
-                            "clicks" => link.clicks += value,
-                            "clicks_unique" => link.clicks_unique += value,
-                            "clicks_human" => link.clicks_human += value,
-                            "clicks_unique_human" => link.clicks_unique_human += value,
-                            _ => {}
-                        }
-                    }
+                    continue;
+                };
+                let Some((hash, what)) = rest.split_once('#') else {
+                    continue;
+                };
+                let link = links.entry(hash.to_owned()).or_insert_with(|| LinkStats {
+                    url: String::new(),
+                    clicks: 0,
+                    clicks_unique: 0,
+                    clicks_human: 0,
+                    clicks_unique_human: 0,
+                });
+                if what == "url" {
+                    link.url = get_s(item, name).unwrap_or_default().to_owned();
+                    continue;
                 }
-            }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => break,
+                let n = value
+                    .as_n()
+                    .ok()
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .unwrap_or(0);
+                match Counter::from_name(what) {
+                    Some(Counter::Clicks) => link.clicks += n,
+                    Some(Counter::ClicksUnique) => link.clicks_unique += n,
+                    Some(Counter::ClicksHuman) => link.clicks_human += n,
+                    Some(Counter::ClicksUniqueHuman) => link.clicks_unique_human += n,
+                    _ => {}
+                }
             }
         }
         let mut links: Vec<LinkStats> = links.into_values().collect();
@@ -209,5 +192,17 @@ mod tests {
         }
         assert!(counts.iter().all(|c| (800..1200).contains(c)), "{counts:?}");
         assert_eq!(shard_of("x", STATS_SHARDS), shard_of("x", STATS_SHARDS));
+    }
+
+    #[test]
+    fn every_shard_has_a_partition_of_its_own() {
+        let c = Campaign {
+            kind: CampaignKind::Broadcast,
+            id: "b".into(),
+        };
+        let pks: std::collections::BTreeSet<_> = (0..STATS_SHARDS)
+            .map(|n| campaign_shard_key(&c, n)[crate::schema::PK].clone())
+            .collect();
+        assert_eq!(pks.len(), STATS_SHARDS as usize);
     }
 }
