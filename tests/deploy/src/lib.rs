@@ -276,7 +276,8 @@ pub fn allowed_actions<'a>(role: Resource<'a>) -> Vec<&'a str> {
 
 /// The differences between the template's `AWS::DynamoDB::Table` properties and a table definition in
 /// code. Empty when they agree on everything the code defines: keys, attribute types, indexes and their
-/// projections, capacity mode and TTL (and the template declares nothing key-related that the code lacks).
+/// projections, capacity mode, TTL and the stream's view (and the template declares nothing key-related that
+/// the code lacks).
 pub fn table_mismatches(properties: &Value, def: &TableDef) -> Vec<String> {
     let mut problems = Vec::new();
     let text = |path: &[&str]| at(properties, path).and_then(scalar_text);
@@ -382,6 +383,23 @@ pub fn table_mismatches(properties: &Value, def: &TableDef) -> Vec<String> {
         problems.push(format!(
             "TTL is {ttl_attr:?} (enabled: {ttl_on:?}), the code expires items by {}",
             def.ttl_attribute
+        ));
+    }
+
+    // A StreamSpecification without StreamEnabled is on (CloudFormation enables it with the view type).
+    let view = text(&["StreamSpecification", "StreamViewType"]);
+    let enabled = at(properties, &["StreamSpecification", "StreamEnabled"])
+        .and_then(Value::as_bool)
+        .unwrap_or(view.is_some());
+    let streams_both = enabled && view.as_deref() == Some("NEW_AND_OLD_IMAGES");
+    if streams_both != def.stream_new_and_old_images {
+        problems.push(format!(
+            "the stream is {view:?} (enabled: {enabled}), the code {} new and old images",
+            if def.stream_new_and_old_images {
+                "reads"
+            } else {
+                "streams no"
+            }
         ));
     }
     problems

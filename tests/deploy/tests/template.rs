@@ -158,7 +158,14 @@ fn a_change_on_either_side_is_noticed() {
         projection_all: false,
         ..TABLE.indexes[0]
     }];
-    let code_changes: [(&str, TableDef); 6] = [
+    let code_changes: [(&str, TableDef); 7] = [
+        (
+            "no stream",
+            TableDef {
+                stream_new_and_old_images: false,
+                ..TABLE
+            },
+        ),
         (
             "another TTL attribute",
             TableDef {
@@ -248,6 +255,21 @@ fn a_change_on_either_side_is_noticed() {
             ),
         ),
         ("no TTL", edit(&["TimeToLiveSpecification"], None)),
+        ("no stream", edit(&["StreamSpecification"], None)),
+        (
+            "a stream of new images only",
+            edit(
+                &["StreamSpecification", "StreamViewType"],
+                Some("NEW_IMAGE".into()),
+            ),
+        ),
+        (
+            "a disabled stream",
+            edit(
+                &["StreamSpecification", "StreamEnabled"],
+                Some(Value::Bool(false)),
+            ),
+        ),
         (
             "another TTL attribute",
             edit(
@@ -290,7 +312,7 @@ fn a_change_on_either_side_is_noticed() {
 // ------------------------------------------------------------------------------------------ functions
 
 #[test]
-fn the_three_functions_are_rust_binaries_built_by_cargo_lambda() {
+fn the_functions_are_rust_binaries_built_by_cargo_lambda() {
     let t = template();
     let mut binaries = BTreeSet::new();
     for f in functions(&t) {
@@ -325,7 +347,12 @@ fn the_three_functions_are_rust_binaries_built_by_cargo_lambda() {
     }
     assert_eq!(
         binaries,
-        BTreeSet::from(["webhook".into(), "config-api".into(), "sender".into()])
+        BTreeSet::from([
+            "webhook".into(),
+            "config-api".into(),
+            "sender".into(),
+            "stream".into()
+        ])
     );
 
     let architectures = t
@@ -692,7 +719,7 @@ fn the_senders_timings_ride_out_a_day_of_outage() {
 fn no_policy_allows_every_action_or_every_resource() {
     let t = template();
     let roles: Vec<Resource> = t.resources_of_type("AWS::IAM::Role").collect();
-    assert_eq!(roles.len(), 3, "one role per function");
+    assert_eq!(roles.len(), functions(&t).len(), "one role per function");
     for role in &roles {
         assert!(
             role.property(&["ManagedPolicyArns"]).is_none(),
@@ -769,6 +796,14 @@ fn the_webhook_can_neither_scan_nor_delete() {
     }
 }
 
+/// What the DynamoDB stream's event source mapping needs of the function's role.
+const STREAM_READ: &[&str] = &[
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+];
+
 #[test]
 fn table_access_names_the_table_and_its_indexes_only() {
     let t = template();
@@ -791,8 +826,18 @@ fn table_access_names_the_table_and_its_indexes_only() {
                 "{}",
                 role.id
             );
+            let reads_stream = s.actions.iter().all(|a| STREAM_READ.contains(a));
+            assert!(
+                reads_stream || !s.actions.iter().any(|a| STREAM_READ.contains(a)),
+                "{} {:?}: stream reads in a statement of their own",
+                role.id,
+                s.sid
+            );
             for r in &s.resources {
                 let ok = match intrinsic(r) {
+                    Some(Intrinsic::GetAtt(target)) if reads_stream => {
+                        target == format!("{table}.StreamArn")
+                    }
                     Some(Intrinsic::GetAtt(target)) => target == format!("{table}.Arn"),
                     Some(Intrinsic::Sub(text)) => allowed.iter().any(|a| a == text),
                     _ => false,
@@ -958,4 +1003,130 @@ fn the_outputs_give_the_urls() {
         intrinsic(value("SendQueueUrl")),
         Some(Intrinsic::Ref("SendQueue"))
     );
+    let bus = only(&t, "AWS::Events::EventBus").id;
+    assert_eq!(intrinsic(value("FeedBusName")), Some(Intrinsic::Ref(bus)));
+    assert_eq!(
+        intrinsic(value("FeedBusArn")),
+        Some(Intrinsic::GetAtt(&format!("{bus}.Arn")))
+    );
+}
+
+// ------------------------------------------------------------------------------------------ the stream
+
+/// The stream function reads the table's stream the way the counting needs: from the oldest record, one
+/// batch at a time per shard, a failed batch retried whole (never split, never skipped while its records
+/// are in the stream), and what is given up on kept; it publishes to the feed's bus, and only there.
+#[test]
+fn the_stream_function_takes_the_tables_stream_in_whole_batches() {
+    let t = template();
+    let table = only(&t, "AWS::DynamoDB::Table");
+    assert_eq!(
+        table
+            .property(&["StreamSpecification", "StreamViewType"])
+            .and_then(Value::as_str),
+        Some("NEW_AND_OLD_IMAGES")
+    );
+    let function = resource(&t, "StreamFunction");
+    assert_eq!(binary_of(function), "stream");
+    let events = function
+        .property(&["Events"])
+        .and_then(Value::as_mapping)
+        .expect("the stream function's Events");
+    let sources: Vec<&Value> = events
+        .values()
+        .filter(|e| e.get("Type").and_then(Value::as_str) == Some("DynamoDB"))
+        .collect();
+    assert_eq!(events.len(), 1, "the stream is its only trigger");
+    assert_eq!(sources.len(), 1, "one DynamoDB stream trigger");
+    let source = sources[0]
+        .get("Properties")
+        .expect("the trigger's Properties");
+    let setting = |name: &str| source.get(name).unwrap_or_else(|| panic!("{name}"));
+    assert_eq!(
+        intrinsic(setting("Stream")),
+        Some(Intrinsic::GetAtt(&format!("{}.StreamArn", table.id)))
+    );
+    assert_eq!(setting("StartingPosition").as_str(), Some("TRIM_HORIZON"));
+    let number = |name: &str| t.number(setting(name)).unwrap_or_else(|| panic!("{name}"));
+    assert_eq!(number("BatchSize"), 1000.0);
+    assert_eq!(number("MaximumBatchingWindowInSeconds"), 1.0);
+    assert_eq!(
+        number("ParallelizationFactor"),
+        1.0,
+        "one batch per shard at a time"
+    );
+    assert_eq!(
+        number("MaximumRetryAttempts"),
+        -1.0,
+        "a failed batch is retried until it succeeds"
+    );
+    assert_eq!(number("MaximumRecordAgeInSeconds"), -1.0);
+    assert_ne!(
+        source
+            .get("BisectBatchOnFunctionError")
+            .and_then(Value::as_bool),
+        Some(true),
+        "a failed batch is never split: the counting's markers are per batch"
+    );
+    assert!(
+        source.get("FunctionResponseTypes").is_none(),
+        "no partial batch answers: a batch succeeds or fails whole"
+    );
+    let dlq = source
+        .get("DestinationConfig")
+        .and_then(|d| at(d, &["OnFailure", "Destination"]))
+        .and_then(referenced)
+        .expect("DestinationConfig.OnFailure.Destination");
+    assert_eq!(resource(&t, &dlq).kind(), Some("AWS::SQS::Queue"));
+
+    let timeout = t
+        .function_setting(function, &["Timeout"])
+        .and_then(|v| t.number(v))
+        .expect("the stream function's Timeout");
+    assert!(
+        timeout >= 30.0,
+        "a batch of 1000 records needs {timeout} s or more"
+    );
+
+    let bus = only(&t, "AWS::Events::EventBus").id;
+    let env = t.function_environment(function);
+    let var = |name: &str| {
+        env.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("the stream function's {name}"))
+    };
+    assert_eq!(intrinsic(var("EVENT_BUS_NAME")), Some(Intrinsic::Ref(bus)));
+    assert_eq!(intrinsic(var("TABLE_NAME")), Some(Intrinsic::Ref(table.id)));
+
+    let statements = role_statements(role_of(&t, "StreamFunction"));
+    let on = |action: &str| -> Vec<String> {
+        statements
+            .iter()
+            .filter(|s| s.actions.contains(&action))
+            .flat_map(|s| s.resources.iter().filter_map(|r| referenced(r)))
+            .collect()
+    };
+    assert_eq!(
+        on("events:PutEvents"),
+        [bus],
+        "it publishes to the feed's bus only"
+    );
+    for action in STREAM_READ {
+        assert_eq!(on(action), [table.id], "{action}");
+    }
+    assert_eq!(
+        on("sqs:SendMessage"),
+        [dlq],
+        "what it gives up on goes to its DLQ"
+    );
+    for f in functions(&t) {
+        if f.id != function.id {
+            assert!(
+                !allowed_actions(role_of(&t, f.id)).contains(&"events:PutEvents"),
+                "only the stream function publishes the feed, not {}",
+                f.id
+            );
+        }
+    }
 }
