@@ -77,7 +77,48 @@ fn entry_from(item: &Item) -> Result<ActivityEntry, StoreError> {
     })
 }
 
+/// The counter an activity entry of `kind` adds to, in a subscriber's profile.
+fn profile_counter(kind: &str) -> &str {
+    match kind {
+        "hard_bounce" => "bounced_hard",
+        "soft_bounce" => "bounced_soft",
+        "spam_complaint" => "complaints",
+        "open" => "opens",
+        "click" => "clicks",
+        other => other,
+    }
+}
+
 impl Table {
+    /// What happened to an address, counted from its activity log: `delivered`, `opens`, `clicks`,
+    /// `bounced_hard`, `bounced_soft`, `complaints`, `sent`, ... (one read unit per 4 KB of log).
+    pub async fn activity_counts(
+        &self,
+        email_key: &str,
+    ) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        let pk = subscriber_pk(email_key);
+        let mut counts = std::collections::BTreeMap::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .query_page(PageQuery {
+                    limit: 1000,
+                    cursor: cursor.as_deref(),
+                    ..PageQuery::table(&pk, ACTIVITY_PREFIX)
+                })
+                .await?;
+            for item in &page.items {
+                if let Some(kind) = get_s(item, "kind") {
+                    *counts.entry(profile_counter(kind).to_owned()).or_default() += 1;
+                }
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(counts),
+            }
+        }
+    }
+
     /// The write of one activity entry, for a transaction. An entry with the same time and id is written
     /// once.
     pub fn activity_op(

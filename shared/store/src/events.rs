@@ -16,18 +16,17 @@
 //! of its body.
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, NaiveDate, Utc};
 use domain::EmailAddress;
 use domain::dedup::key_fixes_time;
 use domain::events::{Event, EventKind, MessageState, enrich, plan};
 use domain::standing;
-use domain::trace::{Campaign, CampaignKind};
 
 use crate::activity::{activity_item_key, sortable_time};
 use crate::error::StoreError;
 use crate::schema::TTL_ATTRIBUTE;
 use crate::subscribers::{STANDING_ATTEMPTS, StandingWrite};
-use crate::table::{Item, Table, get_s, key, n, s};
+use crate::table::{Item, PageQuery, Table, get_s, key, n, s};
 
 /// How long a dedup record is kept: far beyond Postmark's retry window.
 const DEDUP_DAYS: i64 = 30;
@@ -48,33 +47,14 @@ pub enum Recorded {
     Duplicate,
 }
 
-fn parse_time(item: &Item, name: &str) -> Option<DateTime<Utc>> {
-    get_s(item, name)
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// What the sender stored about a message, from its job item.
-fn message_state(item: &Item) -> MessageState {
-    let campaign = match (get_s(item, "campaign_kind"), get_s(item, "campaign_id")) {
-        (Some(kind), Some(id)) => kind.parse::<CampaignKind>().ok().map(|kind| Campaign {
-            kind,
-            id: id.to_owned(),
-        }),
-        _ => None,
-    };
-    MessageState {
-        recipient: get_s(item, "recipient").and_then(|r| EmailAddress::parse(r).ok()),
-        campaign,
-        subscriber_id: get_s(item, "subscriber_id").map(str::to_owned),
-        message_id: get_s(item, "message_id").map(str::to_owned),
-        sent_at: parse_time(item, "sent_at"),
-    }
-}
-
-/// The key of a job's item (its outcome and what the sender stored about its message).
-pub fn job_key(job_id: &str) -> Item {
-    key(format!("JOB#{job_id}"), "JOB")
+/// An event kept for audit: one without a recipient, or of a kind we do not act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub kind: String,
+    /// Postmark's `RecordType` of a record we do not act on.
+    pub record_type: Option<String>,
+    /// The event's details as they came (cut at 300 KB).
+    pub body: String,
 }
 
 /// A recorded event read back from its item, and whether its status change left the standing as it was.
@@ -99,10 +79,39 @@ pub fn counted_event(item: &Item) -> Option<Event> {
 impl Table {
     /// What the sender stored about a job's message, if the job exists.
     pub async fn message_state(&self, job_id: &str) -> Result<Option<MessageState>, StoreError> {
-        Ok(self
-            .get(job_key(job_id), false)
-            .await?
-            .map(|i| message_state(&i)))
+        Ok(self.job(job_id).await?.map(|job| MessageState {
+            recipient: job.recipient,
+            campaign: job.campaign,
+            subscriber_id: job.subscriber_id,
+            message_id: job.message_id,
+            sent_at: job.sent_at,
+        }))
+    }
+
+    /// The events kept for audit on one day (UTC), oldest first.
+    pub async fn audits(&self, day: NaiveDate) -> Result<Vec<AuditRecord>, StoreError> {
+        let pk = format!("AUDIT#{}", day.format("%Y-%m-%d"));
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .query_page(PageQuery {
+                    sort_prefix: None,
+                    limit: 1000,
+                    cursor: cursor.as_deref(),
+                    ..PageQuery::table(&pk, "")
+                })
+                .await?;
+            out.extend(page.items.iter().map(|i| AuditRecord {
+                kind: get_s(i, "kind").unwrap_or_default().to_owned(),
+                record_type: get_s(i, "record_type").map(str::to_owned),
+                body: get_s(i, "body").unwrap_or_default().to_owned(),
+            }));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// Records one event. Returns whether it was new, and the event as recorded (a native event gains its

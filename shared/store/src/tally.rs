@@ -97,6 +97,22 @@ fn units<'a>(events: &'a [Counted<'a>]) -> Vec<&'a [Counted<'a>]> {
 }
 
 impl Table {
+    /// What is counted of the opens and clicks of a job's message, and when they happened.
+    pub async fn message_engagement(
+        &self,
+        job_id: &str,
+    ) -> Result<Option<MessageEngagement>, StoreError> {
+        let message = format!("job:{job_id}");
+        self.get(engagement_key(&message), false)
+            .await?
+            .map(|item| {
+                get_s(&item, STATE)
+                    .and_then(|t| serde_json::from_str(t).ok())
+                    .ok_or_else(|| StoreError::Corrupt(format!("the engagement state of {message}")))
+            })
+            .transpose()
+    }
+
     /// A put of an engagement state, conditional on the version it was decided on.
     fn put_at_version_op(&self, item: Item, version: i64) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
