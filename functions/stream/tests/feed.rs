@@ -1,0 +1,319 @@
+//! The feed step over the AWS emulator: outcomes written through the store's public API, the table's
+//! stream read through the local event source mapping and handed to the stream function, and the feed
+//! read back from an SQS queue behind a rule on the bus, as a platform app subscribes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use domain::EmailAddress;
+use domain::events::{BounceClass, Event, EventKind, Source};
+use domain::feed::FeedEvent;
+use domain::trace::{Campaign, CampaignKind, MessageTrace};
+use local_stack::poller::InvokeFn;
+use local_stack::stream_poller::{StreamPoller, StreamPollerConfig, latest_stream_arn};
+use serde_json::Value;
+use store::events::Recorded;
+use store::feed::{FeedPublisher, FeedRoute};
+use stream::{App, Config};
+use testkit::{TestTable, test_policy, unique};
+
+struct Feed {
+    t: TestTable,
+    route: FeedRoute,
+    app: Arc<App>,
+}
+
+impl Feed {
+    async fn new() -> Self {
+        let t = TestTable::new().await;
+        let events = store::feed::eventbridge_client(&t.aws.config, &test_policy());
+        let bus = unique("feed-bus");
+        let route = store::feed::route_to_queue(&events, &t.aws.sqs, &bus, &unique("feed"))
+            .await
+            .expect("a bus routed to a queue");
+        let app = App::with_clients(
+            t.aws.dynamodb.clone(),
+            Config {
+                table_name: t.table.name().to_owned(),
+                event_bus_name: Some(bus.clone()),
+            },
+        )
+        .with_feed(FeedPublisher::new(events, bus));
+        Self {
+            t,
+            route,
+            app: Arc::new(app),
+        }
+    }
+
+    /// A poller that hands the whole stream, from its oldest record, to the function in this process.
+    async fn poller(&self, app: Arc<App>) -> StreamPoller {
+        let invoke: InvokeFn = Arc::new(move |event: Value| {
+            let app = app.clone();
+            Box::pin(async move {
+                stream::handle(&app, &event)
+                    .await
+                    .map(|()| Value::Null)
+                    .map_err(|e| e.to_string())
+            })
+        });
+        let stream_arn = latest_stream_arn(&self.t.aws.dynamodb, self.t.table.name())
+            .await
+            .expect("the table's stream");
+        StreamPoller::in_process(
+            aws_sdk_dynamodbstreams::Client::new(&self.t.aws.config),
+            StreamPollerConfig {
+                stream_arn,
+                region: "us-east-1".into(),
+                invoke_url: String::new(),
+                batch_size: 100,
+                window: Duration::ZERO,
+            },
+            invoke,
+        )
+    }
+
+    async fn hand_over_the_stream(&self) {
+        self.hand_over_the_stream_to(self.app.clone()).await;
+    }
+
+    async fn hand_over_the_stream_to(&self, app: Arc<App>) {
+        let reports = self
+            .poller(app)
+            .await
+            .drain()
+            .await
+            .expect("the stream handed over");
+        assert!(
+            reports.iter().all(|r| r.failed_attempts == 0),
+            "no batch failed: {reports:?}"
+        );
+    }
+
+    /// The feed events in the queue (details, with how often each id came), waiting until `want`
+    /// deliveries have arrived, then a little longer for any that should not.
+    async fn arrived(&self, want: usize) -> BTreeMap<String, (Value, usize)> {
+        let mut seen: BTreeMap<String, (Value, usize)> = BTreeMap::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut deliveries = 0;
+        let mut quiet_rounds = 0;
+        while Instant::now() < deadline && (deliveries < want || quiet_rounds < 2) {
+            let got = store::sqs::receive(&self.t.aws.sqs, &self.route.queue_url, 10, 1)
+                .await
+                .expect("receive");
+            if got.is_empty() {
+                quiet_rounds += 1;
+            }
+            let mut receipts = Vec::new();
+            for m in got {
+                let envelope: Value =
+                    serde_json::from_str(m.body().unwrap_or_default()).expect("an envelope");
+                assert_eq!(envelope["source"], store::feed::SOURCE);
+                assert_eq!(envelope["detail-type"], envelope["detail"]["type"]);
+                let id = envelope["detail"]["id"].as_str().expect("an id").to_owned();
+                let entry = seen
+                    .entry(id)
+                    .or_insert_with(|| (envelope["detail"].clone(), 0));
+                entry.1 += 1;
+                deliveries += 1;
+                receipts.extend(m.receipt_handle().map(str::to_owned));
+            }
+            store::sqs::delete(&self.t.aws.sqs, &self.route.queue_url, &receipts)
+                .await
+                .expect("delete");
+        }
+        seen
+    }
+}
+
+fn at(second: u32) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, second).unwrap()
+}
+
+fn event(kind: EventKind, recipient: &str, message: &str, second: u32) -> Event {
+    Event {
+        kind,
+        source: Source::Postmark,
+        dedup_key: format!("pm:{message}-{second}"),
+        recipient: Some(EmailAddress::parse(recipient).unwrap()),
+        message_id: Some(format!("pm-{message}")),
+        at: at(second),
+        trace: MessageTrace {
+            job_id: Some(format!("job-{message}")),
+            campaign: Some(Campaign {
+                kind: CampaignKind::Broadcast,
+                id: "b-feed".into(),
+            }),
+            subscriber_id: Some(format!("sub-{message}")),
+            ..MessageTrace::default()
+        },
+        stream: Some("broadcast".into()),
+        client: None,
+        automated: None,
+        detail: Value::Null,
+    }
+}
+
+fn bounce(class: BounceClass, bounce_type: &str) -> EventKind {
+    EventKind::Bounced {
+        class,
+        bounce_type: bounce_type.into(),
+    }
+}
+
+#[tokio::test]
+async fn every_recorded_outcome_arrives_on_the_feed_and_again_with_its_id_when_the_stream_is_handed_over_again()
+ {
+    let feed = Feed::new().await;
+    // What the webhook function would record, with the standing each one leaves (a hard bounce first,
+    // so that the later unsubscribe of the same address leaves the standing as it was).
+    let cases: Vec<(Event, Option<bool>)> = vec![
+        (
+            event(EventKind::Delivered, "a@example.org", "1", 1),
+            Some(false),
+        ),
+        (
+            event(
+                bounce(BounceClass::Hard, "HardBounce"),
+                "b@example.org",
+                "2",
+                2,
+            ),
+            Some(false),
+        ),
+        (
+            event(
+                EventKind::SubscriptionChanged {
+                    suppress: true,
+                    reason: Some("ManualSuppression".into()),
+                    origin: Some("Recipient".into()),
+                },
+                "b@example.org",
+                "2",
+                3,
+            ),
+            Some(true),
+        ),
+        (
+            event(
+                bounce(BounceClass::Soft, "Transient"),
+                "c@example.org",
+                "3",
+                4,
+            ),
+            Some(false),
+        ),
+        (
+            event(EventKind::Opened, "a@example.org", "1", 5),
+            Some(false),
+        ),
+        (
+            event(
+                EventKind::Clicked {
+                    url: "https://shop.example.com/sale".into(),
+                },
+                "a@example.org",
+                "1",
+                6,
+            ),
+            Some(false),
+        ),
+        (
+            event(EventKind::SpamComplaint, "d@example.org", "4", 7),
+            Some(false),
+        ),
+        // A delivery whose payload lacked its timestamp: its record is one of its own, with its
+        // activity entry beside it; published once.
+        (
+            Event {
+                dedup_key: "trace:6b1f0c2e".into(),
+                ..event(EventKind::Delivered, "f@example.org", "6", 10)
+            },
+            Some(false),
+        ),
+        // Recorded, and not the platform's business.
+        (
+            event(
+                bounce(BounceClass::AutoReply, "AutoResponder"),
+                "e@example.org",
+                "5",
+                8,
+            ),
+            None,
+        ),
+        (
+            event(
+                EventKind::Unknown {
+                    record_type: Some("Inbound".into()),
+                },
+                "e@example.org",
+                "5",
+                9,
+            ),
+            None,
+        ),
+    ];
+    let mut expected: BTreeMap<String, Value> = BTreeMap::new();
+    for (e, unchanged) in &cases {
+        let (recorded, as_recorded) = feed
+            .t
+            .table
+            .record_event(e.clone())
+            .await
+            .expect("recorded");
+        assert_eq!(recorded, Recorded::New);
+        if let Some(unchanged) = unchanged {
+            let f = FeedEvent::from_event(&as_recorded, *unchanged).expect("a feed event");
+            expected.insert(f.id.clone(), serde_json::to_value(&f).unwrap());
+        }
+    }
+    // Postmark delivers the delivery again: recorded once, published once.
+    let (again, _) = feed
+        .t
+        .table
+        .record_event(cases[0].0.clone())
+        .await
+        .expect("recorded");
+    assert_eq!(again, Recorded::Duplicate);
+
+    feed.hand_over_the_stream().await;
+    let arrived = feed.arrived(expected.len()).await;
+    let got: BTreeMap<String, Value> = arrived
+        .iter()
+        .map(|(id, (detail, _))| (id.clone(), detail.clone()))
+        .collect();
+    assert_eq!(got, expected, "each outcome once, as the domain builds it");
+    assert!(arrived.values().all(|(_, n)| *n == 1), "{arrived:?}");
+    let unsubscribed = got
+        .values()
+        .find(|d| d["type"] == "email.unsubscribed")
+        .expect("the unsubscribe");
+    assert_eq!(unsubscribed["standing_changed"], false);
+
+    // Lambda hands a batch over again after a failure: the same events, under the same ids.
+    feed.hand_over_the_stream().await;
+    let again = feed.arrived(expected.len()).await;
+    let ids: Vec<&String> = again.keys().collect();
+    assert_eq!(ids, expected.keys().collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn without_a_bus_the_batch_succeeds_and_nothing_is_published() {
+    let feed = Feed::new().await;
+    let no_bus = App::with_clients(
+        feed.t.aws.dynamodb.clone(),
+        Config {
+            table_name: feed.t.table.name().to_owned(),
+            event_bus_name: None,
+        },
+    );
+    feed.t
+        .table
+        .record_event(event(EventKind::Delivered, "a@example.org", "1", 1))
+        .await
+        .expect("recorded");
+    feed.hand_over_the_stream_to(Arc::new(no_bus)).await;
+    assert!(feed.arrived(0).await.is_empty());
+}
