@@ -22,8 +22,8 @@ use domain::{EmailAddress, SuppressionReason};
 use local_stack::poller::{InvokeFn, Poller, PollerConfig};
 use postmark_sim::{FaultAction, FaultRule, Faults, Simulator};
 use serde_json::Value;
+use store::Table;
 use store::jobs::JobStatus;
-use store::table::{Table, get_s};
 use testkit::faults::{DynamoFaults, FaultKind};
 use tokio::time::Instant;
 
@@ -411,16 +411,11 @@ async fn dead_letters(sqs: &aws_sdk_sqs::Client, url: &str) -> BTreeSet<String> 
 
 /// The jobs' statuses (a job never claimed is absent).
 async fn statuses(table: &Table, ids: &[String]) -> Option<HashMap<String, JobStatus>> {
-    let keys = ids.iter().map(|id| store::events::job_key(id)).collect();
-    let items = table.batch_get(keys, true).await.ok()?;
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let jobs = table.jobs(&ids).await.ok()?;
     Some(
-        items
-            .iter()
-            .filter_map(|item| {
-                let id = get_s(item, "job_id")?.to_owned();
-                let status = get_s(item, "status").and_then(JobStatus::parse)?;
-                Some((id, status))
-            })
+        jobs.into_iter()
+            .filter_map(|job| Some((job.id, job.status?)))
             .collect(),
     )
 }

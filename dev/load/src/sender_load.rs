@@ -11,9 +11,9 @@ use local_stack::poller::{InvokeFn, Poller, PollerConfig};
 use postmark_sim::{ServerConfig, SimOptions, Simulator};
 use secrecy::SecretString;
 use serde_json::Value;
+use store::Table;
 use store::jobs::JobStatus;
 use store::servers::{ServerCredentials, ServerSecrets};
-use store::table::{Table, get_s};
 
 use crate::capacity::{MeteredClients, Usage};
 use crate::messages;
@@ -270,21 +270,15 @@ pub async fn run(load: &SenderLoad) -> SenderReport {
         .collect();
 
     let plain_table = Table::new(aws_sdk_dynamodb::Client::new(&sdk), table_name);
-    let keys = (0..load.jobs)
-        .map(|i| store::events::job_key(&messages::job_id(i)))
-        .collect();
+    let ids: Vec<String> = (0..load.jobs).map(messages::job_id).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let mut statuses = std::collections::BTreeMap::new();
-    let items = plain_table
-        .batch_get(keys, true)
-        .await
-        .expect("read the jobs");
-    for item in &items {
-        let status = get_s(item, "status")
-            .and_then(JobStatus::parse)
-            .map_or("unknown", JobStatus::as_str);
+    let jobs = plain_table.jobs(&ids).await.expect("read the jobs");
+    for job in &jobs {
+        let status = job.status.map_or("unknown", JobStatus::as_str);
         *statuses.entry(status.to_owned()).or_default() += 1;
     }
-    let missing = load.jobs - items.len();
+    let missing = load.jobs - jobs.len();
     if missing > 0 {
         statuses.insert("missing".into(), missing);
     }

@@ -7,7 +7,6 @@
 //! suppression lists, and the answer says when Postmark will still refuse the address.
 
 use ::http::StatusCode;
-use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Utc};
 use domain::events::StatusChange;
 use domain::standing::{Decision, Standing};
@@ -15,36 +14,20 @@ use domain::{EmailAddress, SuppressionReason};
 use lambda_http::Request;
 use serde::Serialize;
 use serde_json::json;
-use store::StoreError;
 use store::activity::ActivityEntry;
-use store::schema::{GSI1, GSI1_PK, GSI1_SK};
-use store::subscribers::{SUPPRESSED_PARTITION, profile_key, standing_from};
-use store::table::{Item, PageQuery, get_s};
 
 use crate::App;
 use crate::http::{ApiError, ApiResult, json};
 use crate::input::{Errors, json_object, limit, only_fields, only_params, opt_str, query};
 
+/// The suppression a standing the domain decided holds, shaped as an entry of the suppression list
+/// (`reason` is empty when the decision left the address unsuppressed).
 #[derive(Debug, Serialize)]
 pub struct SuppressionView {
     pub email: String,
     pub reason: String,
     pub status: String,
     pub suppressed_at: Option<String>,
-}
-
-fn view(item: &Item) -> SuppressionView {
-    SuppressionView {
-        email: get_s(item, "email")
-            .or_else(|| get_s(item, "email_key"))
-            .unwrap_or_default()
-            .to_owned(),
-        reason: get_s(item, "suppression_reason")
-            .unwrap_or_default()
-            .to_owned(),
-        status: get_s(item, "status").unwrap_or("active").to_owned(),
-        suppressed_at: get_s(item, "suppressed_at").map(str::to_owned),
-    }
 }
 
 /// An address from a path or body: 422 when it is not one.
@@ -68,33 +51,15 @@ pub async fn list(app: &App, req: &Request) -> ApiResult {
     };
     let limit = limit(&params, &mut errors);
     errors.finish(Some(()))?;
-    let prefix = reason.map(|r| format!("{}#", r.as_str()));
     let page = app
         .table
-        .query_page(PageQuery {
-            index: Some(GSI1),
-            partition_attr: GSI1_PK,
-            partition: SUPPRESSED_PARTITION,
-            sort_attr: GSI1_SK,
-            sort_prefix: prefix.as_deref(),
-            newest_first: false,
-            limit,
-            cursor: params.get("cursor").map(String::as_str),
-        })
+        .suppressions(reason, limit, params.get("cursor").map(String::as_str))
         .await
         .map_err(|e| ApiError::store("listing suppressions", e))?;
-    let items: Vec<SuppressionView> = page.items.iter().map(view).collect();
     Ok(json(
         StatusCode::OK,
-        &json!({ "items": items, "next_cursor": page.next }),
+        &json!({ "items": page.items, "next_cursor": page.next }),
     ))
-}
-
-async fn profile(app: &App, email: &EmailAddress) -> Result<Option<Item>, ApiError> {
-    app.table
-        .get(profile_key(email.key()), true)
-        .await
-        .map_err(|e| ApiError::store("reading a subscriber", e))
 }
 
 fn standing_view(email: &EmailAddress, standing: &Standing) -> SuppressionView {
@@ -114,24 +79,21 @@ fn standing_view(email: &EmailAddress, standing: &Standing) -> SuppressionView {
 }
 
 /// The activity entry of an admin's change, written with it; marked when it left the standing as it was.
-fn admin_op(
-    app: &App,
-    email: &EmailAddress,
+fn admin_entry(
     kind: &str,
     mut detail: serde_json::Value,
     at: DateTime<Utc>,
     decision: &Decision,
-) -> Result<Vec<TransactWriteItem>, StoreError> {
+) -> ActivityEntry {
     if !decision.changes_standing() {
         detail["standing_unchanged"] = json!(true);
     }
-    let entry = ActivityEntry {
+    ActivityEntry {
         at,
         id: format!("admin-{}", uuid::Uuid::new_v4().simple()),
         kind: kind.to_owned(),
         detail,
-    };
-    Ok(vec![app.table.activity_op(email.key(), &entry)?])
+    }
 }
 
 /// A manual suppression as of now, decided like any other: it never replaces a stronger one (the answer
@@ -159,8 +121,8 @@ pub async fn add(app: &App, req: &Request) -> ApiResult {
     let detail = json!({"source": "admin", "reason": reason.as_str()});
     let decision = app
         .table
-        .change_standing(&email, StatusChange::Suppress(reason), at, |d| {
-            admin_op(app, &email, "suppressed", detail.clone(), at, d)
+        .change_standing_with_activity(&email, StatusChange::Suppress(reason), at, |d| {
+            admin_entry("suppressed", detail.clone(), at, d)
         })
         .await
         .map_err(|e| ApiError::store("suppressing an address", e))?;
@@ -220,13 +182,12 @@ pub fn postmark_outlook(reason: SuppressionReason) -> PostmarkOutlook {
 /// An admin's reactivation as of now: lifts every suppression older than now.
 pub async fn remove(app: &App, email: &str) -> ApiResult {
     let email = parse_email("email", email)?;
-    let item = profile(app, &email).await?;
-    let standing = item
-        .as_ref()
-        .map(standing_from)
-        .transpose()
+    let profile = app
+        .table
+        .subscriber_profile(&email)
+        .await
         .map_err(|e| ApiError::store("reading a subscriber", e))?;
-    let Some(reason) = standing.and_then(|s| s.suppression) else {
+    let Some(reason) = profile.and_then(|p| p.suppression_reason) else {
         return Err(ApiError::not_found(format!(
             "{} is not on the suppression list",
             email.as_str()
@@ -235,10 +196,10 @@ pub async fn remove(app: &App, email: &str) -> ApiResult {
     let at = Utc::now();
     let decision = app
         .table
-        .change_standing(&email, StatusChange::Reactivate, at, |d| {
+        .change_standing_with_activity(&email, StatusChange::Reactivate, at, |d| {
             let previous = d.before.reason.unwrap_or(reason);
             let detail = json!({"source": "admin", "previous_reason": previous.as_str()});
-            admin_op(app, &email, "reactivated", detail, at, d)
+            admin_entry("reactivated", detail, at, d)
         })
         .await
         .map_err(|e| ApiError::store("reactivating an address", e))?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use domain::SuppressionReason;
 use serde_json::json;
-use store::activity::{ActivityEntry, activity_item};
+use store::activity::ActivityEntry;
 use store::jobs::{JobOutcome, OutcomeRecorded, OutcomeWrite, SendAttempt};
 use tracing::error;
 
@@ -122,10 +122,9 @@ pub async fn record(app: &App, owned: &[Owned], verdicts: &[Verdict]) -> Vec<Opt
         .zip(&recorded)
         .filter(|(_, r)| **r)
         .filter_map(|((o, v), _)| activity(o, v, now))
-        .map(|(email, entry)| activity_item(&email, &entry))
         .collect();
     if !entries.is_empty()
-        && let Err(e) = app.table.batch_put(entries).await
+        && let Err(e) = app.table.record_activities(&entries).await
     {
         error!(error = ?e, "activity entries could not be written");
     }

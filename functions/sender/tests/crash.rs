@@ -12,7 +12,6 @@ use common::*;
 use postmark_sim::{FaultAction, FaultRule, Faults};
 use serde_json::{Value, json};
 use store::jobs::JobStatus;
-use store::table::get_s;
 use testkit::faults::{DynamoFaults, FaultKind};
 use testkit::lambda::invoke_and_kill;
 
@@ -143,9 +142,8 @@ async fn killed_after_the_outcomes_were_written_each_job_is_sent_and_counted_onc
             loop {
                 let mut sent = 0;
                 for i in 0..3 {
-                    let key = store::events::job_key(&format!("crash-recorded-{i}"));
-                    if let Ok(Some(item)) = table.get(key, true).await
-                        && get_s(&item, "status") == Some("sent")
+                    if let Ok(Some(job)) = table.job(&format!("crash-recorded-{i}")).await
+                        && job.status == Some(JobStatus::Sent)
                     {
                         sent += 1;
                     }

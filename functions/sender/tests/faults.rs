@@ -9,7 +9,6 @@ use std::time::Duration;
 use common::*;
 use postmark_sim::{FaultAction, FaultRule, Faults};
 use store::jobs::JobStatus;
-use store::table::get_s;
 use testkit::faults::{DynamoFaults, FaultKind};
 
 async fn sent_counter(env: &Env) -> i64 {
@@ -73,8 +72,8 @@ async fn a_batch_postmark_took_whose_answer_was_lost_is_looked_up_not_sent_again
         assert_eq!(accepted(&env, &records), [1, 1, 1], "{name}: sent once");
         for (sqs, _) in &records {
             let job = env.job(sqs.trim_start_matches("sqs-")).await;
-            assert_eq!(get_s(&job, "status"), Some("sent"), "{name}");
-            let id = get_s(&job, "message_id").expect("Postmark's MessageID");
+            assert_eq!(job.status, Some(JobStatus::Sent), "{name}");
+            let id = job.message_id.expect("Postmark's MessageID");
             assert!(env.sim.messages().iter().any(|m| m.message_id == id));
         }
         assert_eq!(sent_counter(&env).await, 3, "{name}: counted once");

@@ -10,12 +10,11 @@ use chrono::Utc;
 use common::*;
 use domain::servers::{LinkTracking, PostmarkTracking};
 use domain::tracking::{TokenSigner, TrackingTarget};
-use domain::{EmailAddress, EmailType, JobId, SuppressionReason};
+use domain::{EmailAddress, EmailType, JobId, SubscriberStatus, SuppressionReason};
 use postmark::{PostmarkClient, ServerToken};
 use postmark_sim::{FaultAction, FaultRule, Faults, ServerConfig, Via};
 use serde_json::json;
 use store::jobs::{Claimed, JobClaim, JobStatus};
-use store::table::{get_n, get_s};
 
 #[tokio::test]
 async fn twelve_hundred_jobs_go_out_in_three_batch_calls_at_about_one_request_each() {
@@ -58,8 +57,8 @@ async fn twelve_hundred_jobs_go_out_in_three_batch_calls_at_about_one_request_ea
     assert!(total <= 2 * 1200 + 70, "{total} requests: {requests:?}");
 
     let job = env.job("bulk-0042").await;
-    assert_eq!(get_s(&job, "status"), Some("sent"));
-    let message_id = get_s(&job, "message_id").expect("Postmark's MessageID");
+    assert_eq!(job.status, Some(JobStatus::Sent));
+    let message_id = job.message_id.as_deref().expect("Postmark's MessageID");
     let message = env.sim.message(message_id).expect("the simulator has it");
     assert_eq!(message.to.as_deref(), Some("reader42@example.org"));
     assert_eq!(message.message_stream, "broadcast");
@@ -68,17 +67,18 @@ async fn twelve_hundred_jobs_go_out_in_three_batch_calls_at_about_one_request_ea
     assert_eq!(message.metadata["broadcast_id"], "b-spring");
     assert_eq!(message.metadata["subscriber_id"], "sub-bulk-0042");
     assert_eq!(message.metadata["email_type"], "broadcast");
-    for (attribute, want) in [
-        ("recipient", "reader42@example.org"),
-        ("campaign_kind", "broadcast"),
-        ("campaign_id", "b-spring"),
-        ("subscriber_id", "sub-bulk-0042"),
-        ("server_id", "main"),
-        ("stream", "broadcast"),
-    ] {
-        assert_eq!(get_s(&job, attribute), Some(want), "{attribute}");
-    }
-    let sent_at = get_s(&job, "sent_at").unwrap();
+    assert_eq!(
+        job.recipient.as_ref().map(EmailAddress::as_str),
+        Some("reader42@example.org")
+    );
+    assert_eq!(job.email_type, Some(EmailType::Broadcast));
+    assert_eq!(job.campaign, Some(campaign()));
+    assert_eq!(job.subscriber_id.as_deref(), Some("sub-bulk-0042"));
+    assert_eq!(job.server_id.as_deref(), Some("main"));
+    assert_eq!(job.stream.as_deref(), Some("broadcast"));
+    assert_eq!(job.attempts, 1);
+    let published = serde_json::to_value(&job).unwrap();
+    let sent_at = published["sent_at"].as_str().expect("a send time");
     assert_eq!(
         sent_at.len(),
         "2026-01-01T00:00:00.000000Z".len(),
@@ -133,25 +133,25 @@ async fn each_outcome_of_a_mixed_batch_ends_as_the_contract_says() {
     assert_eq!(env.status("mixed-sent").await, Some(JobStatus::Sent));
 
     let gone = env.job("mixed-406").await;
-    assert_eq!(get_s(&gone, "status"), Some("failed"));
-    assert_eq!(get_n(&gone, "error_code"), 406);
+    assert_eq!(gone.status, Some(JobStatus::Failed));
+    assert_eq!(gone.error_code, Some(406));
     let profile = env
         .t
         .table
-        .get(store::subscribers::profile_key("gone@example.org"), true)
+        .subscriber_profile(&EmailAddress::parse("gone@example.org").unwrap())
         .await
         .unwrap()
         .expect("the 406 suppresses the address");
     assert_eq!(
-        get_s(&profile, "suppression_reason"),
-        Some("InactiveRecipient")
+        profile.suppression_reason,
+        Some(SuppressionReason::InactiveRecipient)
     );
-    assert_eq!(get_s(&profile, "status"), Some("deactivated"));
+    assert_eq!(profile.status, SubscriberStatus::Deactivated);
 
     let invalid = env.job("mixed-300").await;
-    assert_eq!(get_s(&invalid, "status"), Some("failed"));
-    assert_eq!(get_n(&invalid, "error_code"), 300);
-    let reason = get_s(&invalid, "reason").unwrap();
+    assert_eq!(invalid.status, Some(JobStatus::Failed));
+    assert_eq!(invalid.error_code, Some(300));
+    let reason = invalid.reason.as_deref().unwrap();
     assert!(
         reason.contains("not a verified sender signature"),
         "{reason}"
@@ -160,8 +160,8 @@ async fn each_outcome_of_a_mixed_batch_ends_as_the_contract_says() {
     // A 500 without Postmark's error body may come from a gateway after Postmark took the message: the
     // job is looked up before it is sent again.
     let flaky = env.job("mixed-500").await;
-    assert_eq!(get_s(&flaky, "status"), Some("unknown"));
-    assert!(get_s(&flaky, "reason").unwrap().contains("500"));
+    assert_eq!(flaky.status, Some(JobStatus::Unknown));
+    assert!(flaky.reason.as_deref().unwrap().contains("500"));
 
     let failed = env
         .t
@@ -169,11 +169,7 @@ async fn each_outcome_of_a_mixed_batch_ends_as_the_contract_says() {
         .jobs_with_status(JobStatus::Failed, 10, None)
         .await
         .unwrap();
-    let mut listed: Vec<_> = failed
-        .items
-        .iter()
-        .filter_map(|i| get_s(i, "job_id"))
-        .collect();
+    let mut listed: Vec<_> = failed.items.iter().map(|j| j.id.as_str()).collect();
     listed.sort();
     assert_eq!(listed, ["mixed-300", "mixed-406"]);
     let c = counters(&env).await;
@@ -183,7 +179,7 @@ async fn each_outcome_of_a_mixed_batch_ends_as_the_contract_says() {
     let again = env.run(&records[3..]).await;
     assert!(again.is_empty(), "{again:?}");
     assert_eq!(env.status("mixed-500").await, Some(JobStatus::Sent));
-    assert_eq!(get_n(&env.job("mixed-500").await, "attempts"), 2);
+    assert_eq!(env.job("mixed-500").await.attempts, 2);
     assert_eq!(env.sim.messages_to("flaky@example.org").len(), 1);
 
     // A later job to the suppressed address is skipped without asking Postmark.
@@ -243,11 +239,15 @@ async fn smtp_goes_through_starttls_and_auth_on_pooled_connections() {
     );
     assert_eq!(counters.requests.get("POST /email/batch"), None);
     let job = env.job("smtp-3").await;
-    assert_eq!(get_s(&job, "status"), Some("sent"));
-    assert_eq!(get_s(&job, "server_id"), Some("smtp-2"));
+    assert_eq!(job.status, Some(JobStatus::Sent));
+    assert_eq!(job.server_id.as_deref(), Some("smtp-2"));
     let message = env
         .sim
-        .message(get_s(&job, "message_id").expect("the id from the SMTP answer"))
+        .message(
+            job.message_id
+                .as_deref()
+                .expect("the id from the SMTP answer"),
+        )
         .unwrap();
     assert_eq!(message.via, Via::Smtp);
     assert_eq!(message.message_stream, "outbound");
@@ -332,7 +332,7 @@ async fn a_crashed_runs_claim_holds_until_its_lease_ends() {
     );
     assert_eq!(env.status("lease-live").await, Some(JobStatus::Claimed));
     assert_eq!(env.status("lease-stale").await, Some(JobStatus::Sent));
-    assert_eq!(get_n(&env.job("lease-stale").await, "attempts"), 2);
+    assert_eq!(env.job("lease-stale").await.attempts, 2);
     assert_eq!(env.sim.messages_to("lease@example.org").len(), 1);
 }
 
@@ -363,22 +363,30 @@ async fn a_poison_record_is_rejected_and_the_good_ones_go_out() {
     }
     assert_eq!(env.sim.messages().len(), 3);
     let not_json = env.job("sqs-not-json").await;
-    assert_eq!(get_s(&not_json, "status"), Some("rejected"));
-    assert_eq!(get_s(&not_json, "body"), Some("{\"version\": 1, \"id\": "));
+    assert_eq!(not_json.status, Some(JobStatus::Rejected));
+    assert_eq!(not_json.body.as_deref(), Some("{\"version\": 1, \"id\": "));
+    assert_eq!(not_json.body_truncated, Some(false));
+    assert_eq!(not_json.sqs_message_id.as_deref(), Some("sqs-not-json"));
     assert!(
-        get_s(&not_json, "reason")
+        not_json
+            .reason
+            .as_deref()
             .unwrap()
             .contains("body: not valid JSON")
     );
-    let typo_item = env.job("poison-typo").await;
+    let typo_job = env.job("poison-typo").await;
     assert!(
-        get_s(&typo_item, "reason")
+        typo_job
+            .reason
+            .as_deref()
             .unwrap()
             .contains("html_bdoy: is not a field")
     );
-    assert_eq!(get_s(&typo_item, "body"), Some(typo.to_string().as_str()));
+    assert_eq!(typo_job.body, Some(typo.to_string()));
     assert!(
-        get_s(&env.job("poison-no-to").await, "reason")
+        env.job("poison-no-to")
+            .await
+            .reason
             .unwrap()
             .contains("to: is required")
     );
@@ -396,14 +404,23 @@ async fn a_poison_record_is_rejected_and_the_good_ones_go_out() {
     // The producer fixes the job and enqueues it again under its id: now it goes out.
     let fixed = broadcast("poison-typo", "typo@example.org");
     assert!(env.run(&[record(&fixed)]).await.is_empty());
-    let item = env.job("poison-typo").await;
-    assert_eq!(get_s(&item, "status"), Some("sent"));
+    let fixed = env.job("poison-typo").await;
+    assert_eq!(fixed.status, Some(JobStatus::Sent));
     assert_eq!(
-        get_s(&item, "body"),
-        None,
+        fixed.body, None,
         "the rejected body goes with the rejection"
     );
-    assert_eq!(get_s(&item, "gsi1pk"), None);
+    let rejected = env
+        .t
+        .table
+        .jobs_with_status(JobStatus::Rejected, 10, None)
+        .await
+        .unwrap();
+    assert!(
+        rejected.items.iter().all(|j| j.id != "poison-typo"),
+        "off the list of rejected jobs: {:?}",
+        rejected.items
+    );
 
     // An invalid job under the id of a job that was sent is kept under its SQS message id instead:
     // the sent job's record stays as it is.
@@ -416,9 +433,10 @@ async fn a_poison_record_is_rejected_and_the_good_ones_go_out() {
     );
     assert_eq!(env.status("good-1").await, Some(JobStatus::Sent));
     let kept = env.job("sqs-clash").await;
-    assert_eq!(get_s(&kept, "status"), Some("rejected"));
+    assert_eq!(kept.status, Some(JobStatus::Rejected));
     assert!(
-        get_s(&kept, "reason")
+        kept.reason
+            .as_deref()
             .unwrap()
             .contains("subject: is required")
     );
@@ -435,9 +453,9 @@ async fn no_server_for_the_type_retries_until_the_configuration_is_fixed() {
 
     assert_eq!(env.run(&records).await, ["sqs-unrouted"]);
     let job = env.job("unrouted").await;
-    assert_eq!(get_s(&job, "status"), Some("retrying"));
+    assert_eq!(job.status, Some(JobStatus::Retrying));
     assert_eq!(
-        get_s(&job, "reason"),
+        job.reason.as_deref(),
         Some("no active email server carries broadcast mail")
     );
     assert!(env.sim.messages().is_empty());
@@ -478,31 +496,31 @@ async fn suppressed_recipients_are_skipped_with_one_read_for_the_batch() {
     for (id, status, reason) in [
         (
             "skip-bounced",
-            "skipped",
+            JobStatus::Skipped,
             Some("the address is suppressed (HardBounce)"),
         ),
         (
             "skip-left",
-            "skipped",
+            JobStatus::Skipped,
             Some("the address is suppressed (Unsubscribed)"),
         ),
         (
             "skip-angry",
-            "skipped",
+            JobStatus::Skipped,
             Some("the address is suppressed (SpamComplaint)"),
         ),
-        ("send-fresh", "sent", None),
+        ("send-fresh", JobStatus::Sent, None),
         // An unsubscribe stops marketing only; a spam complaint stops transactional mail too.
-        ("tx-left", "sent", None),
+        ("tx-left", JobStatus::Sent, None),
         (
             "tx-angry",
-            "skipped",
+            JobStatus::Skipped,
             Some("the address is suppressed (SpamComplaint)"),
         ),
     ] {
         let job = env.job(id).await;
-        assert_eq!(get_s(&job, "status"), Some(status), "{id}");
-        assert_eq!(get_s(&job, "reason"), reason, "{id}");
+        assert_eq!(job.status, Some(status), "{id}");
+        assert_eq!(job.reason.as_deref(), reason, "{id}");
     }
     assert_eq!(env.sim.messages().len(), 2);
     let c = counters(&env).await;

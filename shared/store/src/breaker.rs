@@ -9,7 +9,8 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use chrono::{DateTime, Utc};
 
 use crate::error::{StoreError, applied, classify};
-use crate::table::{Item, Table, get_n, key, n};
+use crate::schema::keys;
+use crate::table::{Item, Table, get_n, n};
 
 const FAILURES: &str = "failures";
 const OPEN_UNTIL: &str = "open_until";
@@ -30,7 +31,7 @@ pub struct BreakerState {
 }
 
 fn breaker_key(server_id: &str) -> Item {
-    key(format!("BREAKER#{server_id}"), "BREAKER")
+    keys::breaker(server_id).into_item()
 }
 
 fn optional_n(item: &Item, name: &str) -> Option<i64> {

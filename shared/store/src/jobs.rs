@@ -24,30 +24,27 @@
 //! `last_event`, `events`, ...) is never lost. Failed and rejected jobs are also in the sparse index
 //! `gsi1pk = JOBS#{status}`, `gsi1sk = {timestamp}#{job id}`, to be listed newest first.
 
+use domain::stats::Counter;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
-use domain::trace::Campaign;
+use domain::trace::{Campaign, CampaignKind};
 use domain::{EmailAddress, EmailType, JobId};
 use futures::StreamExt;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use crate::activity::sortable_time;
 use crate::error::{StoreError, applied, classify, classify_transaction};
-use crate::events::job_key;
-use crate::schema::{GSI1, GSI1_PK, GSI1_SK, PK};
-use crate::table::{Item, Page, PageQuery, Table, get_n, get_s, n, s};
+use crate::schema::{GSI1, GSI1_PK, GSI1_SK, PK, keys};
+use crate::table::{Item, Page, PageQuery, Table, get_bool, get_n, get_s, n, s};
 
 /// Largest raw body kept with a rejected job (DynamoDB items stop at 400 KB).
 pub const MAX_REJECTED_BODY_BYTES: usize = 300 * 1024;
-/// DynamoDB's limit of writes in one `BatchWriteItem`.
-pub const BATCH_WRITE_LIMIT: usize = 25;
-const BATCH_WRITE_ROUNDS: usize = 8;
 
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,9 +99,14 @@ impl JobStatus {
     }
 }
 
-/// The partition of the sparse index that lists jobs of a status.
-pub fn status_index_pk(status: JobStatus) -> String {
-    format!("JOBS#{}", status.as_str())
+impl Serialize for JobStatus {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+fn job_key(id: &str) -> Item {
+    keys::job(id).into_item()
 }
 
 /// What a claim writes about the job: what the webhook function needs to trace its events.
@@ -232,6 +234,176 @@ pub struct Rejection<'a> {
     pub at: DateTime<Utc>,
 }
 
+/// A job as its record shows it: what the job is, where it stands and how it ended. The sender's
+/// bookkeeping (the claim's token and lease, the calls that may hold the job) stays in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    /// The job's id, or the SQS message id of a job whose own could not be read.
+    pub id: String,
+    /// `None` for an item that no attempt of ours has written yet.
+    pub status: Option<JobStatus>,
+    pub recipient: Option<EmailAddress>,
+    pub email_type: Option<EmailType>,
+    pub campaign: Option<Campaign>,
+    pub subscriber_id: Option<String>,
+    /// The server and stream the job went out on (or was refused on).
+    pub server_id: Option<String>,
+    pub stream: Option<String>,
+    /// Postmark's MessageID of the sent message.
+    pub message_id: Option<String>,
+    /// Why the job was skipped, failed, rejected or is retried.
+    pub reason: Option<String>,
+    /// Postmark's ErrorCode of a refusal.
+    pub error_code: Option<i64>,
+    /// Claims taken on the job, one per delivery that decided or sent it.
+    pub attempts: i64,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub skipped_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+    pub rejected_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    /// A rejected job's body as it came (cut at [`MAX_REJECTED_BODY_BYTES`]), whether it was cut, and
+    /// the SQS message it came in.
+    pub body: Option<String>,
+    pub body_truncated: Option<bool>,
+    pub sqs_message_id: Option<String>,
+}
+
+fn job_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    get_s(item, name)
+        .map(|t| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| StoreError::Corrupt(format!("job {name}: {e}")))
+        })
+        .transpose()
+}
+
+fn parsed<T: std::str::FromStr>(item: &Item, name: &str) -> Result<Option<T>, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    get_s(item, name)
+        .map(|text| {
+            text.parse()
+                .map_err(|e| StoreError::Corrupt(format!("job {name}: {e}")))
+        })
+        .transpose()
+}
+
+impl JobRecord {
+    pub(crate) fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let text = |name: &str| get_s(item, name).map(str::to_owned);
+        // Only an item that webhook events wrote before any claim lacks `job_id`: its key holds the id.
+        let empty = keys::job("");
+        let id = text("job_id")
+            .or_else(|| {
+                get_s(item, PK)
+                    .and_then(|pk| pk.strip_prefix(empty.pk.as_str()))
+                    .map(str::to_owned)
+            })
+            .ok_or_else(|| StoreError::Corrupt("a job item without its id".into()))?;
+        let status = match get_s(item, "status") {
+            Some(s) => Some(
+                JobStatus::parse(s)
+                    .ok_or_else(|| StoreError::Corrupt(format!("job status {s:?}")))?,
+            ),
+            None => None,
+        };
+        let campaign = match (
+            parsed::<CampaignKind>(item, "campaign_kind")?,
+            text("campaign_id"),
+        ) {
+            (Some(kind), Some(id)) => Some(Campaign { kind, id }),
+            _ => None,
+        };
+        Ok(Self {
+            id,
+            status,
+            recipient: get_s(item, "recipient")
+                .map(EmailAddress::parse)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("job recipient: {e}")))?,
+            email_type: parsed(item, "email_type")?,
+            campaign,
+            subscriber_id: text("subscriber_id"),
+            server_id: text("server_id"),
+            stream: text("stream"),
+            message_id: text("message_id"),
+            reason: text("reason"),
+            error_code: item
+                .contains_key("error_code")
+                .then(|| get_n(item, "error_code")),
+            attempts: get_n(item, "attempts"),
+            claimed_at: job_time(item, "claimed_at")?,
+            sent_at: job_time(item, "sent_at")?,
+            skipped_at: job_time(item, "skipped_at")?,
+            failed_at: job_time(item, "failed_at")?,
+            rejected_at: job_time(item, "rejected_at")?,
+            updated_at: job_time(item, "updated_at")?,
+            body: text("body"),
+            body_truncated: get_bool(item, "body_truncated"),
+            sqs_message_id: text("sqs_message_id"),
+        })
+    }
+}
+
+/// The record as the config API publishes it: every field it has, times as the table keeps them, the
+/// campaign as `campaign_kind` and `campaign_id`.
+impl Serialize for JobRecord {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("attempts", &self.attempts)?;
+        let texts = [
+            ("status", self.status.map(JobStatus::as_str)),
+            (
+                "recipient",
+                self.recipient.as_ref().map(EmailAddress::as_str),
+            ),
+            ("email_type", self.email_type.map(EmailType::as_str)),
+            (
+                "campaign_kind",
+                self.campaign.as_ref().map(|c| c.kind.as_str()),
+            ),
+            ("campaign_id", self.campaign.as_ref().map(|c| c.id.as_str())),
+            ("subscriber_id", self.subscriber_id.as_deref()),
+            ("server_id", self.server_id.as_deref()),
+            ("stream", self.stream.as_deref()),
+            ("message_id", self.message_id.as_deref()),
+            ("reason", self.reason.as_deref()),
+            ("body", self.body.as_deref()),
+            ("sqs_message_id", self.sqs_message_id.as_deref()),
+        ];
+        for (name, value) in texts {
+            if let Some(value) = value {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        let times = [
+            ("claimed_at", self.claimed_at),
+            ("sent_at", self.sent_at),
+            ("skipped_at", self.skipped_at),
+            ("failed_at", self.failed_at),
+            ("rejected_at", self.rejected_at),
+            ("updated_at", self.updated_at),
+        ];
+        for (name, at) in times {
+            if let Some(at) = at {
+                map.serialize_entry(name, &sortable_time(at))?;
+            }
+        }
+        if let Some(code) = self.error_code {
+            map.serialize_entry("error_code", &code)?;
+        }
+        if let Some(cut) = self.body_truncated {
+            map.serialize_entry("body_truncated", &cut)?;
+        }
+        map.end()
+    }
+}
+
 /// Cuts text to at most `max` bytes on a character boundary.
 fn truncated(text: &str, max: usize) -> &str {
     if text.len() <= max {
@@ -290,9 +462,9 @@ impl UpdateBuilder {
 
 /// Attributes of a job item that only the sender's bookkeeping reads: the calls that may hold the job, the
 /// claim's token and its lease.
-pub const PENDING_SENDS: &str = "pending_sends";
-pub const CLAIM_TOKEN: &str = "claim_token";
-pub const LEASE_UNTIL: &str = "lease_until";
+const PENDING_SENDS: &str = "pending_sends";
+const CLAIM_TOKEN: &str = "claim_token";
+const LEASE_UNTIL: &str = "lease_until";
 /// Outcome updates per transaction, with room for the campaign counter (DynamoDB allows 100 items).
 const OUTCOMES_PER_TRANSACTION: usize = 99;
 
@@ -331,11 +503,11 @@ fn pending_sends(item: &Item) -> Vec<SendAttempt> {
 }
 
 /// The campaign counter an outcome adds one to.
-fn outcome_counter(outcome: &JobOutcome) -> Option<&'static str> {
+fn outcome_counter(outcome: &JobOutcome) -> Option<Counter> {
     match outcome {
-        JobOutcome::Sent { .. } => Some("sent"),
-        JobOutcome::Failed { .. } => Some("failed"),
-        JobOutcome::Skipped { .. } => Some("skipped"),
+        JobOutcome::Sent { .. } => Some(Counter::Sent),
+        JobOutcome::Failed { .. } => Some(Counter::Failed),
+        JobOutcome::Skipped { .. } => Some(Counter::Skipped),
         JobOutcome::Retrying { .. } | JobOutcome::Unknown { .. } => None,
     }
 }
@@ -541,9 +713,12 @@ impl Table {
                     .set_opt("error_code", error_code.map(n))
                     .set_opt("server_id", server_id.as_deref().map(s))
                     .set_opt("stream", stream.as_deref().map(s))
-                    .set(GSI1_PK, s(status_index_pk(JobStatus::Failed)))
-                    .set(GSI1_SK, s(format!("{time}#{id}")))
                     .remove(PENDING_SENDS);
+                for (attribute, value) in
+                    keys::job_listed(JobStatus::Failed, at, id.as_str()).attributes()
+                {
+                    u.set(attribute, value);
+                }
             }
             JobOutcome::Retrying { reason, error_code } => {
                 // Nothing this attempt handed to Postmark can have been accepted, and whatever earlier
@@ -750,7 +925,7 @@ impl Table {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut items = Vec::with_capacity(members.len() + 1);
-        let mut counters: BTreeMap<&'static str, i64> = BTreeMap::new();
+        let mut counters: BTreeMap<Counter, i64> = BTreeMap::new();
         for w in members {
             let (key, u) = self.outcome_update(w.id, w.token, &w.outcome, at);
             items.push(self.update_op(
@@ -765,7 +940,7 @@ impl Table {
             }
         }
         if let Some(campaign) = members.first().and_then(|w| w.campaign) {
-            let counters: Vec<(&str, i64)> = counters.into_iter().collect();
+            let counters: Vec<(Counter, i64)> = counters.into_iter().collect();
             items.push(self.campaign_add_op(campaign, members[0].id.as_str(), &counters)?);
         }
         self.client()
@@ -795,7 +970,8 @@ impl Table {
         let time = sortable_time(r.at);
         let body = truncated(r.body, MAX_REJECTED_BODY_BYTES);
         let mut item = job_key(key_id);
-        for (name, value) in [
+        let listed = keys::job_listed(JobStatus::Rejected, r.at, key_id).attributes();
+        for (name, value) in listed.into_iter().chain([
             ("job_id", s(key_id)),
             ("status", s(JobStatus::Rejected.as_str())),
             ("reason", s(r.reason)),
@@ -807,9 +983,7 @@ impl Table {
             ("sqs_message_id", s(r.sqs_message_id)),
             ("rejected_at", s(&time)),
             ("updated_at", s(&time)),
-            (GSI1_PK, s(status_index_pk(JobStatus::Rejected))),
-            (GSI1_SK, s(format!("{time}#{key_id}"))),
-        ] {
+        ]) {
             item.insert(name.to_owned(), value);
         }
         let result = self
@@ -827,66 +1001,53 @@ impl Table {
         applied(result)
     }
 
+    /// A job's record, read consistently; `None` when nothing is recorded under the id.
+    pub async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        self.get(job_key(id), true)
+            .await?
+            .map(|item| JobRecord::from_item(&item))
+            .transpose()
+    }
+
+    /// The records of many jobs, read consistently 100 per request, in no particular order; ids with
+    /// nothing recorded are left out.
+    pub async fn jobs(&self, ids: &[&str]) -> Result<Vec<JobRecord>, StoreError> {
+        let keys = ids.iter().map(|id| job_key(id)).collect();
+        self.batch_get(keys, true)
+            .await?
+            .iter()
+            .map(JobRecord::from_item)
+            .collect()
+    }
+
     /// Failed or rejected jobs, newest first.
     pub async fn jobs_with_status(
         &self,
         status: JobStatus,
         limit: i32,
         cursor: Option<&str>,
-    ) -> Result<Page<Item>, StoreError> {
-        let pk = status_index_pk(status);
-        self.query_page(PageQuery {
-            index: Some(GSI1),
-            partition_attr: GSI1_PK,
-            partition: &pk,
-            sort_attr: GSI1_SK,
-            sort_prefix: None,
-            newest_first: true,
-            limit,
-            cursor,
-        })
-        .await
-    }
-
-    /// Writes new items (that replace nothing of value: activity entries) 25 per request, asking again
-    /// for what DynamoDB left unprocessed.
-    pub async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
-        for chunk in items.chunks(BATCH_WRITE_LIMIT) {
-            let mut pending: Vec<WriteRequest> = chunk
+    ) -> Result<Page<JobRecord>, StoreError> {
+        let pk = keys::jobs_listed_pk(status);
+        let page = self
+            .query_page(PageQuery {
+                index: Some(GSI1),
+                partition_attr: GSI1_PK,
+                partition: &pk,
+                sort_attr: GSI1_SK,
+                sort_prefix: None,
+                newest_first: true,
+                limit,
+                cursor,
+            })
+            .await?;
+        Ok(Page {
+            items: page
+                .items
                 .iter()
-                .map(|item| {
-                    PutRequest::builder()
-                        .set_item(Some(item.clone()))
-                        .build()
-                        .map(|put| WriteRequest::builder().put_request(put).build())
-                        .map_err(StoreError::build)
-                })
-                .collect::<Result<_, _>>()?;
-            for round in 0.. {
-                if pending.is_empty() {
-                    break;
-                }
-                if round == BATCH_WRITE_ROUNDS {
-                    return Err(StoreError::Transient(
-                        "writes left unprocessed after repeated batched writes".into(),
-                    ));
-                }
-                if round > 0 {
-                    tokio::time::sleep(Duration::from_millis(20 << round)).await;
-                }
-                let out = self
-                    .client()
-                    .batch_write_item()
-                    .request_items(self.name(), std::mem::take(&mut pending))
-                    .send()
-                    .await
-                    .map_err(classify)?;
-                if let Some(mut left) = out.unprocessed_items {
-                    pending = left.remove(self.name()).unwrap_or_default();
-                }
-            }
-        }
-        Ok(())
+                .map(JobRecord::from_item)
+                .collect::<Result<_, _>>()?,
+            next: page.next,
+        })
     }
 }
 

@@ -18,16 +18,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Number, Value};
 
 use crate::error::{StoreError, classify};
-use crate::schema::{PK, SK};
-use crate::table::{Item, PageQuery, Table, key, n};
+use crate::schema::{PK, SK, keys};
+use crate::table::{Item, PageQuery, Table, n};
 
-pub const SERVERS_PK: &str = "SERVERS";
-const SERVER_SK_PREFIX: &str = "SERVER#";
 const VERSION: &str = "version";
 
-/// The key of a server's item.
-pub fn server_key(id: &ServerId) -> Item {
-    key(SERVERS_PK, format!("{SERVER_SK_PREFIX}{id}"))
+fn server_key(id: &ServerId) -> Item {
+    keys::server(id).into_item()
 }
 
 /// A DynamoDB attribute as JSON: maps and lists recursively, numbers as JSON numbers (text when they do
@@ -112,7 +109,7 @@ impl Table {
                 .query_page(PageQuery {
                     limit: 1000,
                     cursor: cursor.as_deref(),
-                    ..PageQuery::table(SERVERS_PK, SERVER_SK_PREFIX)
+                    ..PageQuery::table(keys::SERVERS, keys::SERVER_PREFIX)
                 })
                 .await?;
             for item in &page.items {

@@ -10,7 +10,7 @@
 //! holds only suppressed addresses (a sparse index), so listing the suppression list, whole or by reason,
 //! is one query, and lifting a suppression removes the entry by removing the two attributes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use chrono::{DateTime, Utc};
@@ -18,18 +18,21 @@ use domain::events::StatusChange;
 use domain::ports::{RecipientStanding, RecipientStandings};
 use domain::standing::{self, Decision, Standing, StandingState, Strength, Suppression};
 use domain::{EmailAddress, SubscriberStatus, SuppressionReason};
+use serde::Serialize;
 
-use crate::activity::{PROFILE_SK, sortable_time, subscriber_pk};
+use crate::activity::{ActivityEntry, activity_item, sortable_time};
 use crate::error::StoreError;
-use crate::table::{Item, Table, add_clause, get_n, get_s, key, n, s};
+use crate::schema::{GSI1, GSI1_PK, GSI1_SK, TTL_ATTRIBUTE, keys};
+use crate::table::{Item, Page, PageQuery, Table, add_clause, get_n, get_s, n, s, serialize_time};
 
-pub const SUPPRESSED_PARTITION: &str = "SUPPRESSED";
+/// The index partition of the suppression list ([`keys::SUPPRESSED`]).
+pub const SUPPRESSED_PARTITION: &str = keys::SUPPRESSED;
 /// The profile's version of its standing, moved by every standing write (optimistic concurrency).
-pub const STANDING_VERSION: &str = "standing_version";
+const STANDING_VERSION: &str = "standing_version";
 const REACTIVATED_AT: &str = "reactivated_at";
 /// Bounded attempts when concurrent changes of one subscriber's standing keep moving its version (an
 /// attempt fails only when another change of the same subscriber landed between its read and its write).
-pub const STANDING_ATTEMPTS: usize = 8;
+pub(crate) const STANDING_ATTEMPTS: usize = 8;
 
 fn level_at(strength: Strength) -> String {
     format!("level_{}_at", strength.as_str())
@@ -41,7 +44,7 @@ fn level_reason(strength: Strength) -> String {
 
 /// The key of a subscriber's profile item.
 pub fn profile_key(email_key: &str) -> Item {
-    key(subscriber_pk(email_key), PROFILE_SK)
+    keys::subscriber_profile(email_key).into_item()
 }
 
 fn time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -64,7 +67,7 @@ pub struct StoredStanding {
 
 /// What a profile item holds of the standing. A profile written before the per-strength times were kept
 /// reads as the state that gives its stored standing.
-pub fn stored_standing(item: &Item) -> Result<StoredStanding, StoreError> {
+pub(crate) fn stored_standing(item: &Item) -> Result<StoredStanding, StoreError> {
     let version = item
         .contains_key(STANDING_VERSION)
         .then(|| get_n(item, STANDING_VERSION));
@@ -102,7 +105,7 @@ pub struct StandingWrite {
 }
 
 /// A profile item's standing (a missing status is an active subscriber).
-pub fn standing_from(item: &Item) -> Result<RecipientStanding, StoreError> {
+fn standing_from(item: &Item) -> Result<RecipientStanding, StoreError> {
     let status = match get_s(item, "status") {
         Some(s) => s
             .parse::<SubscriberStatus>()
@@ -120,6 +123,78 @@ pub fn standing_from(item: &Item) -> Result<RecipientStanding, StoreError> {
         status,
         suppression,
     })
+}
+
+/// The address a profile item is about, as it was first written.
+fn profile_email(item: &Item) -> Result<EmailAddress, StoreError> {
+    let text = get_s(item, "email")
+        .or_else(|| get_s(item, "email_key"))
+        .ok_or_else(|| StoreError::Corrupt("profile without an address".into()))?;
+    EmailAddress::parse(text).map_err(|e| StoreError::Corrupt(format!("profile address: {e}")))
+}
+
+/// Number attributes of a profile that are bookkeeping, not counters.
+const NOT_COUNTERS: &[&str] = &[STANDING_VERSION, TTL_ATTRIBUTE];
+
+/// A subscriber as an admin reads it: the derived standing and the counters of what happened to the
+/// address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriberProfile {
+    pub email: EmailAddress,
+    pub status: SubscriberStatus,
+    #[serde(serialize_with = "serialize_time")]
+    pub status_at: Option<DateTime<Utc>>,
+    pub suppression_reason: Option<SuppressionReason>,
+    #[serde(serialize_with = "serialize_time")]
+    pub suppressed_at: Option<DateTime<Utc>>,
+    /// Every counter the profile holds (`delivered`, `opens`, ...), by name.
+    pub counters: BTreeMap<String, i64>,
+}
+
+impl SubscriberProfile {
+    pub(crate) fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let standing = standing_from(item)?;
+        let counters = item
+            .iter()
+            .filter(|(name, _)| !NOT_COUNTERS.contains(&name.as_str()))
+            .filter_map(|(name, value)| {
+                let n = value.as_n().ok()?.parse::<i64>().ok()?;
+                Some((name.clone(), n))
+            })
+            .collect();
+        Ok(Self {
+            email: profile_email(item)?,
+            status: standing.status,
+            status_at: time(item, "status_at")?,
+            suppression_reason: standing.suppression,
+            suppressed_at: time(item, "suppressed_at")?,
+            counters,
+        })
+    }
+}
+
+/// An address on the suppression list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SuppressionEntry {
+    pub email: EmailAddress,
+    pub reason: SuppressionReason,
+    pub status: SubscriberStatus,
+    #[serde(serialize_with = "serialize_time")]
+    pub suppressed_at: Option<DateTime<Utc>>,
+}
+
+impl SuppressionEntry {
+    pub(crate) fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let standing = standing_from(item)?;
+        Ok(Self {
+            email: profile_email(item)?,
+            reason: standing.suppression.ok_or_else(|| {
+                StoreError::Corrupt("a suppression list entry without a reason".into())
+            })?,
+            status: standing.status,
+            suppressed_at: time(item, "suppressed_at")?,
+        })
+    }
 }
 
 impl RecipientStandings for Table {
@@ -151,7 +226,7 @@ impl Table {
     /// decided (the per-strength times, the derived standing and its suppression index entry), and adds to
     /// counters. A standing is written only if the profile's `standing_version` is still the one it was
     /// decided on; the write fails its condition otherwise, and the caller reads again.
-    pub fn profile_update_op(
+    pub(crate) fn profile_update_op(
         &self,
         email: &EmailAddress,
         standing: Option<&StandingWrite>,
@@ -225,6 +300,72 @@ impl Table {
         )
     }
 
+    /// A subscriber's profile, read consistently; `None` when nothing is recorded about the address.
+    pub async fn subscriber_profile(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<SubscriberProfile>, StoreError> {
+        self.get(profile_key(email.key()), true)
+            .await?
+            .map(|item| SubscriberProfile::from_item(&item))
+            .transpose()
+    }
+
+    /// One page of the suppression list, all of it or the addresses suppressed for `reason`, in address
+    /// order within a reason.
+    pub async fn suppressions(
+        &self,
+        reason: Option<SuppressionReason>,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Page<SuppressionEntry>, StoreError> {
+        let prefix = reason.map(keys::suppressed_prefix);
+        let page = self
+            .query_page(PageQuery {
+                index: Some(GSI1),
+                partition_attr: GSI1_PK,
+                partition: keys::SUPPRESSED,
+                sort_attr: GSI1_SK,
+                sort_prefix: prefix.as_deref(),
+                newest_first: false,
+                limit,
+                cursor,
+            })
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .map(SuppressionEntry::from_item)
+                .collect::<Result<_, _>>()?,
+            next: page.next,
+        })
+    }
+
+    /// Adds to a subscriber's counters, creating the profile if there is none.
+    pub async fn add_subscriber_counters(
+        &self,
+        email: &EmailAddress,
+        counters: &[(&str, i64)],
+    ) -> Result<(), StoreError> {
+        self.write(self.profile_update_op(email, None, counters)?)
+            .await
+    }
+
+    /// Appends entries to the activity logs of many addresses (`(email key, entry)`), 25 per request.
+    pub async fn record_activities(
+        &self,
+        entries: &[(String, ActivityEntry)],
+    ) -> Result<(), StoreError> {
+        self.batch_put(
+            entries
+                .iter()
+                .map(|(email_key, entry)| activity_item(email_key, entry))
+                .collect(),
+        )
+        .await
+    }
+
     /// A subscriber's standing as stored, read consistently (the default state for an unknown address).
     pub async fn stored_standing(
         &self,
@@ -240,7 +381,7 @@ impl Table {
     /// condition that the standing did not move meanwhile, and reads again if it did (bounded). `with`
     /// gives, for the decision, more writes for the same transaction (an activity entry, say). Returns the
     /// decision that was written.
-    pub async fn change_standing(
+    pub(crate) async fn change_standing(
         &self,
         email: &EmailAddress,
         change: StatusChange,
@@ -271,6 +412,21 @@ impl Table {
         Err(StoreError::Transient(
             "the subscriber's standing kept changing; try again".into(),
         ))
+    }
+
+    /// Applies one status change as [`Table::change_standing`] does and, in the same transaction, adds to
+    /// the address's activity log the entry that `entry` makes of the decision.
+    pub async fn change_standing_with_activity(
+        &self,
+        email: &EmailAddress,
+        change: StatusChange,
+        at: DateTime<Utc>,
+        entry: impl Fn(&Decision) -> ActivityEntry,
+    ) -> Result<Decision, StoreError> {
+        self.change_standing(email, change, at, |decision| {
+            Ok(vec![self.activity_op(email.key(), &entry(decision))?])
+        })
+        .await
     }
 
     /// Suppresses the address for `reason` as of `at`, as the domain decides: a weaker suppression never
@@ -325,23 +481,73 @@ fn derived_standing(
     }
     match standing.reason {
         Some(reason) => {
+            let [(_, gpk), (_, gsk)] = keys::suppressed(reason, email.key()).attributes();
             values.insert(":reason".into(), s(reason.as_str()));
-            values.insert(":gpk".into(), s(SUPPRESSED_PARTITION));
-            values.insert(
-                ":gsk".into(),
-                s(format!("{}#{}", reason.as_str(), email.key())),
-            );
-            set.extend(
-                [
-                    "suppression_reason = :reason",
-                    "suppressed_at = :since",
-                    "gsi1pk = :gpk",
-                    "gsi1sk = :gsk",
-                ]
-                .map(str::to_owned),
-            );
+            values.insert(":gpk".into(), gpk);
+            values.insert(":gsk".into(), gsk);
+            set.extend([
+                "suppression_reason = :reason".to_owned(),
+                "suppressed_at = :since".to_owned(),
+                format!("{GSI1_PK} = :gpk"),
+                format!("{GSI1_SK} = :gsk"),
+            ]);
         }
         None => remove
-            .extend(["suppression_reason", "suppressed_at", "gsi1pk", "gsi1sk"].map(str::to_owned)),
+            .extend(["suppression_reason", "suppressed_at", GSI1_PK, GSI1_SK].map(str::to_owned)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::table::emulated::TestTable;
+
+    fn m(minutes: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap() + chrono::Duration::minutes(minutes)
+    }
+
+    #[tokio::test]
+    async fn a_profile_written_before_the_levels_were_kept_keeps_its_standing() {
+        let t = TestTable::new().await;
+        let a = EmailAddress::parse("old@example.com").unwrap();
+        let mut item = profile_key(a.key());
+        let [(gpk, gpk_value), (gsk, gsk_value)] =
+            keys::suppressed(SuppressionReason::HardBounce, a.key()).attributes();
+        item.extend([(gpk.to_owned(), gpk_value), (gsk.to_owned(), gsk_value)]);
+        for (k, v) in [
+            ("email", "old@example.com"),
+            ("email_key", "old@example.com"),
+            ("status", "deactivated"),
+            ("status_at", "2026-06-01T09:10:00.000000Z"),
+            ("suppression_reason", "HardBounce"),
+            ("suppressed_at", "2026-06-01T09:10:00.000000Z"),
+        ] {
+            item.insert(k.into(), s(v));
+        }
+        t.table.write(t.table.put_op(item).unwrap()).await.unwrap();
+        let status = |p: Option<SubscriberProfile>| p.expect("a profile").status;
+
+        t.table
+            .suppress(&a, SuppressionReason::Unsubscribed, m(20))
+            .await
+            .unwrap();
+        t.table.reactivate(&a, m(5)).await.unwrap();
+        let p = t.table.subscriber_profile(&a).await.unwrap().unwrap();
+        assert_eq!(p.status, SubscriberStatus::Deactivated);
+        assert_eq!(p.suppression_reason, Some(SuppressionReason::HardBounce));
+        t.table.reactivate(&a, m(10)).await.unwrap();
+        assert_eq!(
+            status(t.table.subscriber_profile(&a).await.unwrap()),
+            SubscriberStatus::Deactivated,
+            "a tie goes to the suppression"
+        );
+        t.table.reactivate(&a, m(11)).await.unwrap();
+        assert_eq!(
+            status(t.table.subscriber_profile(&a).await.unwrap()),
+            SubscriberStatus::Unsubscribed,
+            "the later unsubscribe was kept"
+        );
     }
 }

@@ -8,14 +8,18 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, KeysAndAttributes, Put, PutRequest, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update, WriteRequest,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::Serializer;
 
+use crate::activity::sortable_time;
 use crate::error::{StoreError, classify, classify_transaction};
-use crate::schema::{PK, SK, TABLE};
+use crate::schema::keys::{IndexKey, Key};
+use crate::schema::{GSI1_PK, GSI1_SK, PK, SK, TABLE};
 
 /// One DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -24,6 +28,9 @@ pub type Item = HashMap<String, AttributeValue>;
 const BATCH_GET_LIMIT: usize = 100;
 /// How often unprocessed keys of a batched read are asked for again before giving up.
 const BATCH_GET_ROUNDS: usize = 8;
+/// DynamoDB's limit of writes in one `BatchWriteItem`.
+const BATCH_WRITE_LIMIT: usize = 25;
+const BATCH_WRITE_ROUNDS: usize = 8;
 
 /// The table, by name, with its client. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -68,6 +75,20 @@ impl<'a> PageQuery<'a> {
     }
 }
 
+impl Key {
+    /// The key as the attributes of an item.
+    pub(crate) fn into_item(self) -> Item {
+        key(self.pk, self.sk)
+    }
+}
+
+impl IndexKey {
+    /// The index key as the attributes of the item it lists.
+    pub(crate) fn attributes(self) -> [(&'static str, AttributeValue); 2] {
+        [(GSI1_PK, s(self.pk)), (GSI1_SK, s(self.sk))]
+    }
+}
+
 /// `{pk, sk}` as an item key.
 pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([
@@ -97,6 +118,17 @@ pub fn get_n(item: &Item, name: &str) -> i64 {
         .and_then(|v| v.as_n().ok())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// A time of a read model as the table keeps it (fixed width, see [`sortable_time`]); `null` when absent.
+pub(crate) fn serialize_time<S: Serializer>(
+    at: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => serializer.serialize_str(&sortable_time(*at)),
+        None => serializer.serialize_none(),
+    }
 }
 
 pub fn get_bool(item: &Item, name: &str) -> Option<bool> {
@@ -162,16 +194,6 @@ impl Table {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// An update that adds to numeric attributes, creating the item and the attributes as needed.
-    pub fn add_op(
-        &self,
-        key: Item,
-        counters: &[(&str, i64)],
-    ) -> Result<TransactWriteItem, StoreError> {
-        let (expression, names, values) = add_expression(counters);
-        self.update_op(key, &expression, None, names, values)
-    }
-
     /// Writes `item` unless an item with its key exists. Returns whether it was written.
     ///
     /// An item already there that is identical to `item` counts as written: it is this very write, sent
@@ -230,19 +252,37 @@ impl Table {
         Ok(())
     }
 
-    /// Adds to numeric attributes of one item in one request.
-    pub async fn add(&self, key: Item, counters: &[(&str, i64)]) -> Result<(), StoreError> {
-        let (expression, names, values) = add_expression(counters);
-        self.client
-            .update_item()
-            .table_name(self.name.as_ref())
-            .set_key(Some(key))
-            .update_expression(expression)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await
-            .map_err(classify)?;
+    /// Runs one write made for a transaction (a put or an update) on its own: one request, and half the
+    /// write units of a transaction.
+    pub(crate) async fn write(&self, op: TransactWriteItem) -> Result<(), StoreError> {
+        if let Some(put) = op.put {
+            self.client
+                .put_item()
+                .table_name(put.table_name)
+                .set_item(Some(put.item))
+                .set_condition_expression(put.condition_expression)
+                .set_expression_attribute_names(put.expression_attribute_names)
+                .set_expression_attribute_values(put.expression_attribute_values)
+                .send()
+                .await
+                .map_err(classify)?;
+        } else if let Some(update) = op.update {
+            self.client
+                .update_item()
+                .table_name(update.table_name)
+                .set_key(Some(update.key))
+                .update_expression(update.update_expression)
+                .set_condition_expression(update.condition_expression)
+                .set_expression_attribute_names(update.expression_attribute_names)
+                .set_expression_attribute_values(update.expression_attribute_values)
+                .send()
+                .await
+                .map_err(classify)?;
+        } else {
+            return Err(StoreError::Other(
+                "only puts and updates are written on their own".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -294,6 +334,47 @@ impl Table {
         Ok(found)
     }
 
+    /// Writes new items (that replace nothing of value: activity entries) 25 per request, asking again
+    /// for what DynamoDB left unprocessed.
+    pub async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        for chunk in items.chunks(BATCH_WRITE_LIMIT) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .map(|put| WriteRequest::builder().put_request(put).build())
+                        .map_err(StoreError::build)
+                })
+                .collect::<Result<_, _>>()?;
+            for round in 0.. {
+                if pending.is_empty() {
+                    break;
+                }
+                if round == BATCH_WRITE_ROUNDS {
+                    return Err(StoreError::Transient(
+                        "writes left unprocessed after repeated batched writes".into(),
+                    ));
+                }
+                if round > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << round)).await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(self.name.as_ref(), std::mem::take(&mut pending))
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                if let Some(mut left) = out.unprocessed_items {
+                    pending = left.remove(self.name.as_ref()).unwrap_or_default();
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One page of a query.
     pub async fn query_page(&self, q: PageQuery<'_>) -> Result<Page<Item>, StoreError> {
         let mut request = self
@@ -324,19 +405,6 @@ impl Table {
                 .map(|k| encode_cursor(&k)),
         })
     }
-}
-
-fn add_expression(
-    counters: &[(&str, i64)],
-) -> (
-    String,
-    HashMap<String, String>,
-    HashMap<String, AttributeValue>,
-) {
-    let mut names = HashMap::new();
-    let mut values = HashMap::new();
-    let clause = add_clause(counters, &mut names, &mut values).unwrap_or_default();
-    (clause, names, values)
 }
 
 /// The `ADD` clause of an update expression that adds `counters` (placeholders `#c{i}`/`:c{i}`, entered
@@ -382,6 +450,9 @@ fn decode_cursor(cursor: &str) -> Result<Item, StoreError> {
     }
     Ok(plain.into_iter().map(|(k, v)| (k, s(v))).collect())
 }
+
+#[cfg(test)]
+pub(crate) mod emulated;
 
 #[cfg(test)]
 mod tests {

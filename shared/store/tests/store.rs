@@ -1,4 +1,5 @@
-//! The store against the AWS emulator (moto's server mode), through the real SDK.
+//! The store against the AWS emulator (moto's server mode), through the real SDK. The table's own
+//! primitives are tested inside the crate (`table::emulated`).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -9,114 +10,7 @@ use domain::{EmailAddress, SubscriberStatus, SuppressionReason};
 use secrecy::ExposeSecret;
 use store::StoreError;
 use store::activity::ActivityEntry;
-use store::table::{get_n, key, s};
 use testkit::{Aws, TestTable, unique};
-
-fn item(pk: &str, sk: &str, value: &str) -> store::Item {
-    let mut item = key(pk, sk);
-    item.insert("value".into(), s(value));
-    item
-}
-
-#[tokio::test]
-async fn a_conditional_put_refuses_the_second_write() {
-    let t = TestTable::new().await;
-    assert!(t.table.put_new(item("A", "B", "first")).await.unwrap());
-    assert!(!t.table.put_new(item("A", "B", "second")).await.unwrap());
-    let stored = t.table.get(key("A", "B"), true).await.unwrap().unwrap();
-    assert_eq!(stored.get("value").unwrap().as_s().unwrap(), "first");
-}
-
-#[tokio::test]
-async fn two_concurrent_writers_of_one_record_produce_one() {
-    let t = TestTable::new().await;
-    for round in 0..5 {
-        let pk = format!("JOB#{round}");
-        let (a, b) = tokio::join!(
-            t.table.put_new(item(&pk, "JOB", "writer-a")),
-            t.table.put_new(item(&pk, "JOB", "writer-b")),
-        );
-        let wins = [a.unwrap(), b.unwrap()];
-        assert_eq!(
-            wins.iter().filter(|w| **w).count(),
-            1,
-            "round {round}: {wins:?}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn a_transaction_cancels_as_a_whole_and_says_which_item_refused() {
-    let t = TestTable::new().await;
-    assert!(t.table.put_new(item("EVT#1", "EVT", "seen")).await.unwrap());
-    let ops = vec![
-        t.table
-            .add_op(key("STATS#x", "SHARD#0"), &[("delivered", 1)])
-            .unwrap(),
-        t.table.put_new_op(item("EVT#1", "EVT", "again")).unwrap(),
-    ];
-    let err = t.table.transact(ops).await.unwrap_err();
-    match &err {
-        StoreError::TransactionCancelled { reasons } => {
-            assert_eq!(reasons.len(), 2);
-            assert_eq!(reasons[1], "ConditionalCheckFailed");
-        }
-        other => panic!("expected a cancelled transaction, got {other:?}"),
-    }
-    assert!(err.condition_failed_at(1));
-    assert!(!err.condition_failed_at(0));
-    assert!(!err.is_transient());
-    assert!(
-        t.table
-            .get(key("STATS#x", "SHARD#0"), true)
-            .await
-            .unwrap()
-            .is_none(),
-        "the counter must not move when the transaction is cancelled"
-    );
-
-    let ops = vec![
-        t.table
-            .add_op(key("STATS#x", "SHARD#0"), &[("delivered", 1)])
-            .unwrap(),
-        t.table.put_new_op(item("EVT#2", "EVT", "new")).unwrap(),
-    ];
-    t.table.transact(ops).await.unwrap();
-    let shard = t
-        .table
-        .get(key("STATS#x", "SHARD#0"), true)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(get_n(&shard, "delivered"), 1);
-}
-
-#[tokio::test]
-async fn counters_add_up_under_concurrent_increments() {
-    let t = TestTable::new().await;
-    let adds = (0..40).map(|i| {
-        let table = t.table.clone();
-        async move {
-            table
-                .add(
-                    key("STATS#b", "SHARD#1"),
-                    &[("opens", 1), ("clicks", i % 2)],
-                )
-                .await
-        }
-    });
-    for r in futures::future::join_all(adds).await {
-        r.unwrap();
-    }
-    let shard = t
-        .table
-        .get(key("STATS#b", "SHARD#1"), true)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(get_n(&shard, "opens"), 40);
-    assert_eq!(get_n(&shard, "clicks"), 20);
-}
 
 #[tokio::test]
 async fn the_activity_log_reads_newest_first_in_pages() {
@@ -360,23 +254,4 @@ async fn the_send_queue_redrives_to_its_dead_letter_queue() {
     }
     assert_eq!(in_dlq.len(), 1);
     assert_eq!(in_dlq[0].body, keep.body);
-}
-
-#[tokio::test]
-async fn an_unreachable_store_is_a_transient_error() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .load()
-        .await;
-    let table = store::Table::new(aws_sdk_dynamodb::Client::new(&config), "nowhere");
-    let err = table.put_new(item("A", "B", "c")).await.unwrap_err();
-    assert!(err.is_transient(), "{err:?}");
 }

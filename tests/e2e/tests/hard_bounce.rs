@@ -3,10 +3,11 @@
 //! address; the next job to it is skipped without reaching Postmark.
 
 use domain::trace::{Campaign, CampaignKind};
+use domain::{EmailAddress, SubscriberStatus, SuppressionReason};
 use e2e::Stack;
 use postmark_sim::DeliveryState;
 use serde_json::json;
-use store::table::get_s;
+use store::jobs::JobStatus;
 
 const BOUNCING: &str = "HardBounce@bounce-testing.postmarkapp.com";
 
@@ -54,22 +55,28 @@ async fn a_hard_bounce_suppresses_the_address_and_the_next_job_is_skipped() {
     let profile = stack
         .t
         .table
-        .get(store::subscribers::profile_key(&key), true)
+        .subscriber_profile(&EmailAddress::parse(BOUNCING).unwrap())
         .await
         .unwrap()
         .expect("the webhook function wrote the subscriber");
-    assert_eq!(get_s(&profile, "status"), Some("deactivated"));
-    assert_eq!(get_s(&profile, "suppression_reason"), Some("HardBounce"));
+    assert_eq!(profile.status, SubscriberStatus::Deactivated);
+    assert_eq!(
+        profile.suppression_reason,
+        Some(SuppressionReason::HardBounce)
+    );
     let first = stack
         .t
         .table
-        .get(store::events::job_key("e2e-first"), true)
+        .job("e2e-first")
         .await
         .unwrap()
-        .unwrap();
-    assert_eq!(get_s(&first, "status"), Some("sent"));
-    assert!(get_s(&first, "bounced_at").is_some(), "{first:?}");
-    assert!(get_s(&first, "message_id").is_some());
+        .expect("the first job's record");
+    assert_eq!(first.status, Some(JobStatus::Sent));
+    assert!(first.message_id.is_some(), "{first:?}");
+    assert_eq!(
+        bounce.message_id, first.message_id,
+        "the bounce is of the job's message"
+    );
     let stats = stack
         .t
         .table
@@ -91,16 +98,10 @@ async fn a_hard_bounce_suppresses_the_address_and_the_next_job_is_skipped() {
         .await;
     assert!(answer.batch_item_failures.is_empty());
     for id in ["e2e-second", "e2e-receipt"] {
-        let item = stack
-            .t
-            .table
-            .get(store::events::job_key(id), true)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(get_s(&item, "status"), Some("skipped"), "{id}");
+        let job = stack.t.table.job(id).await.unwrap().expect("its record");
+        assert_eq!(job.status, Some(JobStatus::Skipped), "{id}");
         assert_eq!(
-            get_s(&item, "reason"),
+            job.reason.as_deref(),
             Some("the address is suppressed (HardBounce)")
         );
     }

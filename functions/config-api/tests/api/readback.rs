@@ -1,8 +1,12 @@
 //! Suppressions, subscribers, campaign counters and jobs, read back from what the other functions write
 //! (written here with the same store operations they use).
 
+use std::collections::BTreeMap;
+
 use chrono::{Duration, TimeZone, Utc};
-use domain::trace::{Campaign, CampaignKind};
+use domain::events::{Event, EventKind, Source};
+use domain::stats::{CampaignDelta, Counter};
+use domain::trace::{Campaign, CampaignKind, MessageTrace};
 use domain::{EmailAddress, EmailType, JobId, SuppressionReason};
 use serde_json::{Value, json};
 use store::activity::ActivityEntry;
@@ -244,12 +248,11 @@ async fn a_subscriber_shows_status_counters_and_activity_newest_first() {
     let app = TestApp::new().await;
     let email = addr("Reader@Example.com");
     let start = Utc.with_ymd_and_hms(2026, 4, 1, 8, 0, 0).unwrap();
-    let op = app
-        .t
+    app.t
         .table
-        .profile_update_op(&email, None, &[("delivered", 3), ("opens", 2)])
+        .add_subscriber_counters(&email, &[("delivered", 3), ("opens", 2)])
+        .await
         .unwrap();
-    app.t.table.transact(vec![op]).await.unwrap();
     for i in 0..5 {
         let entry = ActivityEntry {
             at: start + Duration::minutes(i),
@@ -311,31 +314,30 @@ async fn campaign_counters_are_summed_over_shards_with_clicks_per_link() {
         kind: CampaignKind::Broadcast,
         id: "spring-sale".into(),
     };
-    let mut ops = Vec::new();
+    let mut deltas = Vec::new();
     for i in 0..6 {
-        ops.push(
-            app.t
-                .table
-                .campaign_add_op(
-                    &campaign,
-                    &format!("evt-{i}"),
-                    &[("delivered", 1), ("opens", 2)],
-                )
-                .unwrap(),
-        );
+        let delta = CampaignDelta {
+            counters: BTreeMap::from([(Counter::Delivered, 1), (Counter::Opens, 2)]),
+            links: BTreeMap::new(),
+        };
+        deltas.push((format!("evt-{i}"), delta));
     }
     for (url, clicks) in [("https://shop.example/a", 3), ("https://shop.example/b", 1)] {
         for i in 0..clicks {
-            ops.push(
-                app.t
-                    .table
-                    .link_add_op(&campaign, url, &format!("{url}-{i}"), &[("clicks", 1)])
-                    .unwrap(),
-            );
+            let delta = CampaignDelta {
+                counters: BTreeMap::new(),
+                links: BTreeMap::from([(url.to_owned(), BTreeMap::from([(Counter::Clicks, 1)]))]),
+            };
+            deltas.push((format!("{url}-{i}"), delta));
         }
     }
-    // One transaction per event, as the webhook function writes them.
-    for op in ops {
+    // One write per batch, as the stream function counts them.
+    for (spread, delta) in &deltas {
+        let op = app
+            .t
+            .table
+            .campaign_delta_op(&campaign, spread, delta)
+            .unwrap();
         app.t.table.transact(vec![op]).await.unwrap();
     }
 
@@ -432,6 +434,25 @@ async fn jobs_read_back_as_the_sender_wrote_them() {
         .await
         .unwrap();
 
+    // The webhook function records the message's delivery; that is the message's state, not the job's.
+    let delivered = Event {
+        dedup_key: "pm:delivery:job-sent".into(),
+        recipient: Some(recipient.clone()),
+        message_id: Some("0a129aee-e1cd-480d-b08d-4f48548ff48d".into()),
+        at: at + Duration::minutes(1),
+        trace: MessageTrace {
+            job_id: Some("job-sent".into()),
+            ..MessageTrace::default()
+        },
+        stream: Some("outbound".into()),
+        client: None,
+        automated: None,
+        source: Source::Postmark,
+        kind: EventKind::Delivered,
+        detail: json!({}),
+    };
+    app.t.table.record_event(delivered).await.unwrap();
+
     let sent = app.get("/api/jobs/job-sent").await;
     assert_eq!(sent.status, 200, "{}", sent.text);
     let sent = sent.json();
@@ -439,7 +460,36 @@ async fn jobs_read_back_as_the_sender_wrote_them() {
     assert_eq!(sent["status"], "sent");
     assert_eq!(sent["message_id"], "0a129aee-e1cd-480d-b08d-4f48548ff48d");
     assert_eq!(sent["recipient"], "buyer@example.com");
-    assert!(sent.get("claim_token").is_none(), "{sent}");
+    assert_eq!(sent["email_type"], "transactional");
+    assert_eq!(sent["subscriber_id"], "sub-7");
+    assert_eq!(sent["server_id"], "srv1");
+    assert_eq!(sent["stream"], "outbound");
+    assert_eq!(sent["attempts"], 1);
+    assert_eq!(sent["sent_at"], "2026-05-01T10:00:00.000000Z");
+    let published: Vec<&str> = sent
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        published,
+        [
+            "attempts",
+            "claimed_at",
+            "email_type",
+            "id",
+            "message_id",
+            "recipient",
+            "sent_at",
+            "server_id",
+            "status",
+            "stream",
+            "subscriber_id",
+            "updated_at"
+        ],
+        "the job's own fields, neither the sender's claim nor what events recorded: {sent}"
+    );
     // The sender's bookkeeping of an unresolved call stays internal.
     let unknown = app.get("/api/jobs/job-unknown").await.json();
     assert_eq!(unknown["status"], "unknown");
@@ -448,6 +498,7 @@ async fn jobs_read_back_as_the_sender_wrote_them() {
     let failed = app.get("/api/jobs/job-failed").await.json();
     assert_eq!(failed["status"], "failed");
     assert_eq!(failed["error_code"], 300);
+    assert_eq!(failed["failed_at"], "2026-05-01T10:00:00.000000Z");
 
     let list = app.get("/api/jobs?status=failed").await.json();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
@@ -460,6 +511,9 @@ async fn jobs_read_back_as_the_sender_wrote_them() {
             .unwrap()
             .contains("bulk")
     );
+    assert_eq!(rejected["items"][0]["body"], "{\"email_type\": \"bulk\"}");
+    assert_eq!(rejected["items"][0]["body_truncated"], false);
+    assert_eq!(rejected["items"][0]["sqs_message_id"], "sqs-1");
 
     assert_eq!(app.get("/api/jobs/unknown").await.status, 404);
     assert_eq!(app.get("/api/jobs/a%23b").await.status, 422);

@@ -33,17 +33,18 @@ async fn create_read_list_and_the_token_lives_only_in_its_secret() {
 
     let secret = app.server_secret(&id).await.expect("the server's secret");
     assert_eq!(secret, json!({"api_token": token}));
-    let item = app
+    let table = app
         .t
-        .table
-        .get(
-            store::servers::server_key(&domain::servers::ServerId::parse(&id).unwrap()),
-            true,
-        )
+        .aws
+        .dynamodb
+        .scan()
+        .table_name(app.t.table.name())
+        .consistent_read(true)
+        .send()
         .await
-        .unwrap()
         .unwrap();
-    let stored = format!("{item:?}");
+    let stored = format!("{:?}", table.items());
+    assert!(stored.contains(&id), "the scan sees the server: {stored}");
     assert!(!stored.contains(token), "the table never holds a token");
 
     let read = app.get(&format!("/api/email-servers/{id}")).await;

@@ -13,9 +13,8 @@ use postmark_sim::{ServerConfig, ServerSummary, SimOptions, Simulator};
 use secrecy::SecretString;
 use sender::{Backoff, BreakerPolicy};
 use serde_json::{Value, json};
-use store::jobs::JobStatus;
+use store::jobs::{JobRecord, JobStatus};
 use store::servers::{ServerCredentials, ServerSecrets};
-use store::table::get_s;
 use testkit::{TestTable, unique};
 
 pub use sender::{App, Config};
@@ -158,17 +157,17 @@ impl Env {
         failures(sender::handle(&self.app, event(records)).await)
     }
 
-    pub async fn job(&self, id: &str) -> store::Item {
+    pub async fn job(&self, id: &str) -> JobRecord {
         self.t
             .table
-            .get(store::events::job_key(id), true)
+            .job(id)
             .await
             .unwrap()
-            .unwrap_or_else(|| panic!("no item for job {id}"))
+            .unwrap_or_else(|| panic!("no record of job {id}"))
     }
 
     pub async fn status(&self, id: &str) -> Option<JobStatus> {
-        get_s(&self.job(id).await, "status").and_then(JobStatus::parse)
+        self.job(id).await.status
     }
 
     pub async fn suppress(&self, address: &str, reason: SuppressionReason) {
