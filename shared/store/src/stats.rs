@@ -201,7 +201,7 @@ mod tests {
             id: "b".into(),
         };
         let pks: std::collections::BTreeSet<_> = (0..STATS_SHARDS)
-            .map(|n| campaign_shard_key(&c, n)[crate::schema::PK].clone())
+            .map(|n| get_s(&campaign_shard_key(&c, n), crate::schema::PK).map(str::to_owned))
             .collect();
         assert_eq!(pks.len(), STATS_SHARDS as usize);
     }

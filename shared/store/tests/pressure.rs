@@ -117,6 +117,19 @@ async fn events_recorded_while_answers_are_lost_count_once_and_their_copies_are_
     assert!(faults.fired(FaultKind::LostAnswer).await >= 3);
     faults.clear().await;
 
+    // The counters follow from the table's stream, read by the stream function.
+    local_stack::stream_poller::in_process(
+        &t.aws.config,
+        t.aws.dynamodb.clone(),
+        t.table.name(),
+        1000,
+        std::time::Duration::ZERO,
+    )
+    .await
+    .unwrap()
+    .drain()
+    .await
+    .unwrap();
     let stats = t.table.campaign_stats(&campaign()).await.unwrap();
     let counter = |name: &str| stats.counters.get(name).copied().unwrap_or(0);
     assert_eq!(counter("delivered"), EVENTS as i64, "{:?}", stats.counters);
