@@ -12,7 +12,7 @@
 //! | email server | `SERVERS` | `SERVER#{id}` | | [`keys::server`] | list servers; read one; optimistic update on `version` |
 //! | subscriber | `SUB#{email}` | `PROFILE` | `SUPPRESSED` / `{reason}#{email}` while suppressed (sparse) | [`keys::subscriber_profile`], [`keys::suppressed`] | status and counters of an address; batched standing read before sending; suppression list, filtered by reason |
 //! | activity entry | `SUB#{email}` | `ACT#{timestamp}#{event}` | | [`keys::activity_entry`] | activity log of an address, newest first, paginated; an event seen once (the entry of an event whose key fixes its time is its dedup record) |
-//! | job | `JOB#{job id}` | `JOB` | `JOBS#{status}` / `{timestamp}#{job id}` for rejected and failed jobs (sparse) | [`keys::job`], [`keys::job_listed`] | claim before sending (lease), outcome by id, message state for webhook events, rejected and failed jobs listed |
+//! | job | `JOB#{job id}` | `JOB` | `JOBS#{status}` / `{timestamp}#{job id}` for rejected and failed jobs (sparse) | [`keys::job`], [`keys::job_listed`] | claim before sending (lease), outcome by id, rejected and failed jobs listed |
 //! | server breaker | `BREAKER#{server id}` | `BREAKER` | | [`keys::breaker`] | consecutive failed Postmark calls of a server, its pause and probe slot, shared by concurrent senders |
 //! | event record | `EVT#{dedup key}` | `EVT` | | [`keys::event_record`] | a webhook event seen once, when its time is the time of arrival (expires) |
 //! | audit record | `AUDIT#{date}` | `{timestamp}#{dedup key}` | | [`keys::audit_record`] | an event we cannot attribute or do not act on, kept as it came |
@@ -575,10 +575,6 @@ mod tests {
     #[test]
     fn keys_still_built_outside_this_module_agree_with_it() {
         let email = "reader@example.com";
-        assert_eq!(
-            crate::events::job_key("job-1"),
-            keys::job("job-1").into_item()
-        );
         assert_eq!(
             crate::activity::subscriber_pk(email),
             keys::subscriber_pk(email)

@@ -29,7 +29,7 @@ fn server_key(id: &ServerId) -> Item {
 
 /// A DynamoDB attribute as JSON: maps and lists recursively, numbers as JSON numbers (text when they do
 /// not fit one), sets as lists, binary as null.
-pub fn attribute_to_json(value: &AttributeValue) -> Value {
+pub(crate) fn attribute_to_json(value: &AttributeValue) -> Value {
     match value {
         AttributeValue::S(s) => Value::String(s.clone()),
         AttributeValue::N(text) => number_to_json(text),
@@ -58,7 +58,7 @@ fn number_to_json(text: &str) -> Value {
 }
 
 /// JSON as a DynamoDB attribute (the inverse of [`attribute_to_json`] for what JSON can hold).
-pub fn json_to_attribute(value: &Value) -> AttributeValue {
+pub(crate) fn json_to_attribute(value: &Value) -> AttributeValue {
     match value {
         Value::Null => AttributeValue::Null(true),
         Value::Bool(b) => AttributeValue::Bool(*b),
@@ -74,7 +74,7 @@ pub fn json_to_attribute(value: &Value) -> AttributeValue {
 }
 
 /// An item's attributes as a JSON object, without the table's key and index attributes.
-pub fn item_to_json(item: &Item) -> Map<String, Value> {
+pub(crate) fn item_to_json(item: &Item) -> Map<String, Value> {
     item.iter()
         .filter(|(k, _)| !matches!(k.as_str(), PK | SK) && !k.starts_with("gsi"))
         .map(|(k, v)| (k.clone(), attribute_to_json(v)))

@@ -48,7 +48,7 @@ pub struct Page<T> {
 
 /// A query over one partition of the table or of an index.
 #[derive(Debug, Clone)]
-pub struct PageQuery<'a> {
+pub(crate) struct PageQuery<'a> {
     pub index: Option<&'static str>,
     pub partition_attr: &'static str,
     pub partition: &'a str,
@@ -61,7 +61,7 @@ pub struct PageQuery<'a> {
 
 impl<'a> PageQuery<'a> {
     /// Items of the table's partition `pk` whose sort key starts with `prefix`.
-    pub fn table(pk: &'a str, prefix: &'a str) -> Self {
+    pub(crate) fn table(pk: &'a str, prefix: &'a str) -> Self {
         Self {
             index: None,
             partition_attr: PK,
@@ -90,18 +90,18 @@ impl IndexKey {
 }
 
 /// `{pk, sk}` as an item key.
-pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([
         (PK.to_owned(), AttributeValue::S(pk.into())),
         (SK.to_owned(), AttributeValue::S(sk.into())),
     ])
 }
 
-pub fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-pub fn n(value: impl ToString) -> AttributeValue {
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
@@ -113,7 +113,7 @@ pub fn get_s<'i>(item: &'i Item, name: &str) -> Option<&'i str> {
 }
 
 /// Reads a number attribute as i64 (absent or unreadable counts as 0 for counters).
-pub fn get_n(item: &Item, name: &str) -> i64 {
+pub(crate) fn get_n(item: &Item, name: &str) -> i64 {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|n| n.parse().ok())
@@ -131,7 +131,7 @@ pub(crate) fn serialize_time<S: Serializer>(
     }
 }
 
-pub fn get_bool(item: &Item, name: &str) -> Option<bool> {
+pub(crate) fn get_bool(item: &Item, name: &str) -> Option<bool> {
     item.get(name).and_then(|v| v.as_bool().ok()).copied()
 }
 
@@ -143,7 +143,7 @@ impl Table {
         }
     }
 
-    pub fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &Client {
         &self.client
     }
 
@@ -152,7 +152,7 @@ impl Table {
     }
 
     /// A put that only succeeds if no item has this key yet.
-    pub fn put_new_op(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+    pub(crate) fn put_new_op(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(self.name.as_ref())
             .set_item(Some(item))
@@ -164,7 +164,7 @@ impl Table {
     }
 
     /// A put that replaces whatever is there.
-    pub fn put_op(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+    pub(crate) fn put_op(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(self.name.as_ref())
             .set_item(Some(item))
@@ -174,7 +174,7 @@ impl Table {
     }
 
     /// An update from an expression; `condition` is optional.
-    pub fn update_op(
+    pub(crate) fn update_op(
         &self,
         key: Item,
         expression: &str,
@@ -199,7 +199,7 @@ impl Table {
     /// An item already there that is identical to `item` counts as written: it is this very write, sent
     /// again by a retry after its first answer was lost (give competing writers items that differ, e.g.
     /// by an owner, when only one may win).
-    pub async fn put_new(&self, item: Item) -> Result<bool, StoreError> {
+    pub(crate) async fn put_new(&self, item: Item) -> Result<bool, StoreError> {
         let result = self
             .client
             .put_item()
@@ -242,7 +242,7 @@ impl Table {
     }
 
     /// Runs the writes as one all-or-nothing transaction (at most 100 items).
-    pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+    pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
         self.client
             .transact_write_items()
             .set_transact_items(Some(items))
@@ -288,7 +288,7 @@ impl Table {
 
     /// Reads many items by key, 100 per request, asking again for what DynamoDB left unprocessed.
     /// Keys that have no item are simply absent from the answer.
-    pub async fn batch_get(
+    pub(crate) async fn batch_get(
         &self,
         keys: Vec<Item>,
         consistent: bool,
@@ -336,7 +336,7 @@ impl Table {
 
     /// Writes new items (that replace nothing of value: activity entries) 25 per request, asking again
     /// for what DynamoDB left unprocessed.
-    pub async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+    pub(crate) async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
         for chunk in items.chunks(BATCH_WRITE_LIMIT) {
             let mut pending: Vec<WriteRequest> = chunk
                 .iter()
@@ -376,7 +376,7 @@ impl Table {
     }
 
     /// One page of a query.
-    pub async fn query_page(&self, q: PageQuery<'_>) -> Result<Page<Item>, StoreError> {
+    pub(crate) async fn query_page(&self, q: PageQuery<'_>) -> Result<Page<Item>, StoreError> {
         let mut request = self
             .client
             .query()
