@@ -49,14 +49,15 @@ pub struct App {
 }
 
 impl App {
-    /// The function's clients under the store's policy; the feed's publisher when a bus is configured.
+    /// The function's clients under the store's policies; the feed's publisher when a bus is configured.
     pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Self {
         let policy = store::aws::StorePolicy::default();
         if config.event_bus_name.is_none() {
             tracing::warn!("EVENT_BUS_NAME is not set: the feed is not published");
         }
         let feed = config.event_bus_name.as_ref().map(|bus| {
-            FeedPublisher::new(store::feed::eventbridge_client(sdk, &policy), bus.as_str())
+            let client = store::feed::eventbridge_client(sdk, &store::feed::publisher_policy());
+            FeedPublisher::new(client, bus.as_str())
         });
         let app = Self::with_clients(store::aws::dynamodb_client(sdk, &policy), config);
         match feed {

@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use domain::EmailAddress;
 use domain::events::{BounceClass, Event, EventKind, Source};
-use domain::feed::FeedEvent;
+use domain::feed::{EndedJob, FeedEvent, JobEnding};
 use domain::trace::{Campaign, CampaignKind, MessageTrace};
+use domain::{EmailType, JobId};
 use local_stack::poller::InvokeFn;
 use local_stack::stream_poller::{StreamPoller, StreamPollerConfig, latest_stream_arn};
 use serde_json::Value;
 use store::events::Recorded;
 use store::feed::{FeedPublisher, FeedRoute};
+use store::jobs::{Claimed, JobClaim, JobOutcome, OutcomeRecorded};
 use stream::{App, Config};
 use testkit::{TestTable, test_policy, unique};
 
@@ -316,4 +318,176 @@ async fn without_a_bus_the_batch_succeeds_and_nothing_is_published() {
         .expect("recorded");
     feed.hand_over_the_stream_to(Arc::new(no_bus)).await;
     assert!(feed.arrived(0).await.is_empty());
+}
+
+/// Claims a job as the sender does and records how it ended; gives the job's id and the claim's token.
+async fn end_job(
+    feed: &Feed,
+    id: &str,
+    to: &str,
+    outcome: JobOutcome,
+    second: u32,
+) -> (JobId, String) {
+    let id = JobId::parse(id).unwrap();
+    let recipient = EmailAddress::parse(to).unwrap();
+    let campaign = Campaign {
+        kind: CampaignKind::Sequence,
+        id: "welcome".into(),
+    };
+    let token = unique("claim");
+    let claimed = feed
+        .t
+        .table
+        .claim_job(&JobClaim {
+            id: &id,
+            token: &token,
+            recipient: &recipient,
+            email_type: EmailType::Sequence,
+            campaign: Some(&campaign),
+            subscriber_id: Some("sub-9"),
+            now: at(second),
+            lease: Duration::from_secs(60),
+            send: None,
+        })
+        .await
+        .expect("claimed");
+    assert_eq!(claimed, Claimed::owned());
+    let recorded = feed
+        .t
+        .table
+        .record_job_outcome(&id, &token, &outcome, at(second + 1))
+        .await
+        .expect("recorded");
+    assert_eq!(recorded, OutcomeRecorded::Written);
+    (id, token)
+}
+
+/// The id the feed gives a job's ending (the rest of the event is checked field by field).
+fn job_feed_id(job: &str, ending: JobEnding) -> String {
+    FeedEvent::from_job(&EndedJob {
+        job_id: job.into(),
+        ending,
+        at: at(0),
+        recipient: None,
+        subscriber_id: None,
+        message_id: None,
+        email_type: None,
+        campaign: None,
+        stream: None,
+    })
+    .id
+}
+
+#[tokio::test]
+async fn a_job_that_ends_is_published_once_and_one_still_retried_is_not() {
+    let feed = Feed::new().await;
+    let sent = JobOutcome::Sent {
+        message_id: Some("pm-77".into()),
+        server_id: "srv-1".into(),
+        stream: "broadcast".into(),
+    };
+    let (sent_job, token) = end_job(&feed, "job-sent", "s@example.org", sent.clone(), 10).await;
+    // The sender's outcome write sent again after its answer was lost: the item changes, its status not.
+    let again = feed
+        .t
+        .table
+        .record_job_outcome(&sent_job, &token, &sent, at(12))
+        .await
+        .expect("recorded again");
+    assert_eq!(again, OutcomeRecorded::Written);
+    end_job(
+        &feed,
+        "job-failed",
+        "f@example.org",
+        JobOutcome::Failed {
+            reason: "Postmark error 300: Invalid 'To' address".into(),
+            error_code: Some(300),
+            server_id: Some("srv-1".into()),
+            stream: Some("broadcast".into()),
+        },
+        20,
+    )
+    .await;
+    end_job(
+        &feed,
+        "job-skipped",
+        "k@example.org",
+        JobOutcome::Skipped {
+            reason: "the address is suppressed (HardBounce)".into(),
+        },
+        30,
+    )
+    .await;
+    end_job(
+        &feed,
+        "job-retried",
+        "r@example.org",
+        JobOutcome::Retrying {
+            reason: "Postmark answered 503".into(),
+            error_code: None,
+        },
+        40,
+    )
+    .await;
+
+    feed.hand_over_the_stream().await;
+    let arrived = feed.arrived(3).await;
+    let by_job: BTreeMap<&str, &Value> = arrived
+        .values()
+        .map(|(d, _)| (d["job_id"].as_str().unwrap_or_default(), d))
+        .collect();
+    assert_eq!(
+        by_job.keys().copied().collect::<Vec<_>>(),
+        ["job-failed", "job-sent", "job-skipped"],
+        "the three ended jobs, and not the one SQS delivers again"
+    );
+    assert!(arrived.values().all(|(_, n)| *n == 1), "{arrived:?}");
+    let sent = by_job["job-sent"];
+    assert_eq!(sent["type"], "email.sent");
+    assert_eq!(sent["id"], job_feed_id("job-sent", JobEnding::Sent));
+    assert_eq!(sent["source"], "sender");
+    assert_eq!(sent["occurred_at"], "2026-12-01T10:00:11.000Z");
+    assert_eq!(sent["recipient"], "s@example.org");
+    assert_eq!(sent["message_id"], "pm-77");
+    assert_eq!(sent["stream"], "broadcast");
+    assert_eq!(sent["email_type"], "sequence");
+    assert_eq!(sent["subscriber_id"], "sub-9");
+    assert_eq!(
+        sent["campaign"],
+        serde_json::json!({ "kind": "sequence", "id": "welcome" })
+    );
+    let failed = by_job["job-failed"];
+    assert_eq!(failed["type"], "email.failed");
+    assert_eq!(failed["reason"], "Postmark error 300: Invalid 'To' address");
+    assert_eq!(failed["error_code"], 300);
+    assert_eq!(failed["occurred_at"], "2026-12-01T10:00:21.000Z");
+    let skipped = by_job["job-skipped"];
+    assert_eq!(skipped["type"], "email.skipped");
+    assert_eq!(skipped["reason"], "the address is suppressed (HardBounce)");
+    assert_eq!(skipped["message_id"], Value::Null);
+
+    // An event on a sent job's message keeps its status: nothing more for the job.
+    feed.t
+        .table
+        .record_event(event(EventKind::Delivered, "s@example.org", "sent", 50))
+        .await
+        .expect("recorded");
+    feed.hand_over_the_stream().await;
+    let again = feed.arrived(4).await;
+    let jobs: Vec<(&str, &str)> = again
+        .values()
+        .map(|(d, _)| {
+            (
+                d["type"].as_str().unwrap_or_default(),
+                d["job_id"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(jobs.len(), 4, "{jobs:?}");
+    assert!(jobs.contains(&("email.delivered", "job-sent")), "{jobs:?}");
+    assert_eq!(
+        jobs.iter().filter(|(t, _)| *t == "email.sent").count(),
+        1,
+        "{jobs:?}"
+    );
 }

@@ -23,6 +23,9 @@ use tracing::{error, warn};
 
 use crate::aws::StorePolicy;
 use crate::error::{StoreError, classify};
+use crate::jobs::JobRecord;
+use crate::schema::{PK, SK, keys};
+use crate::table::{Item, get_s};
 
 /// The `source` of every feed event on the bus: what a rule matches on.
 pub const SOURCE: &str = "postmark-integration";
@@ -33,7 +36,22 @@ pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
 /// `PutEvents` calls under way at once.
 const CONCURRENT_CALLS: usize = 4;
 
-/// The EventBridge client of the functions: the store's bounded retries and timeouts.
+/// The bounds of the publisher's EventBridge client. A `PutEvents` call answers in tens of milliseconds,
+/// but it carries up to ten events, and an emulator delivering them to a queue takes a second or more:
+/// an attempt is given 10 s, a call 25 s with its retries, well inside the stream function's timeout. An
+/// attempt cut off after EventBridge took it only publishes its events twice (consumers dedup on the id).
+pub fn publisher_policy() -> StorePolicy {
+    StorePolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(2),
+        operation_timeout: Duration::from_secs(25),
+        attempt_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(2),
+    }
+}
+
+/// An EventBridge client with the store's kind of bounded retries and timeouts (see [`publisher_policy`]).
 pub fn eventbridge_client(sdk: &SdkConfig, policy: &StorePolicy) -> Client {
     Client::from_conf(
         aws_sdk_eventbridge::config::Builder::from(sdk)
@@ -257,6 +275,18 @@ impl FeedPublisher {
             pending = again;
         }
     }
+}
+
+/// The job record a stream image holds, when the item is a job's (`None` for any other item): what the
+/// stream function reads a job's outcome from.
+pub fn job_of(image: &Item) -> Result<Option<JobRecord>, StoreError> {
+    let any = keys::job("");
+    let is_job = get_s(image, PK).is_some_and(|pk| pk.starts_with(any.pk.as_str()))
+        && get_s(image, SK) == Some(any.sk.as_str());
+    if !is_job {
+        return Ok(None);
+    }
+    JobRecord::from_item(image).map(Some)
 }
 
 /// A bus with a rule that routes every feed event to an SQS queue: how the local stack and the tests
