@@ -6,15 +6,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::table::{Item, Page, PageQuery, Table, get_s, key, s};
-
-pub const PROFILE_SK: &str = "PROFILE";
-const ACTIVITY_PREFIX: &str = "ACT#";
-
-/// The partition of everything about one address.
-pub fn subscriber_pk(email_key: &str) -> String {
-    format!("SUB#{email_key}")
-}
+use crate::schema::keys;
+use crate::table::{Item, Page, PageQuery, Table, get_s, s};
 
 /// One entry of an address's activity log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,17 +26,9 @@ pub fn sortable_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// The key of the activity entry of the event `id` at `at`.
-pub fn activity_item_key(email_key: &str, at: DateTime<Utc>, id: &str) -> Item {
-    key(
-        subscriber_pk(email_key),
-        format!("{ACTIVITY_PREFIX}{}#{id}", sortable_time(at)),
-    )
-}
-
 /// The item of one activity entry (for batched writes).
 pub fn activity_item(email_key: &str, entry: &ActivityEntry) -> Item {
-    let mut item = activity_item_key(email_key, entry.at, &entry.id);
+    let mut item = keys::activity_entry(email_key, entry.at, &entry.id).into_item();
     item.insert("kind".into(), s(&entry.kind));
     item.insert("at".into(), s(sortable_time(entry.at)));
     item.insert("id".into(), s(&entry.id));
@@ -96,7 +81,7 @@ impl Table {
         &self,
         email_key: &str,
     ) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
-        let pk = subscriber_pk(email_key);
+        let pk = keys::subscriber_pk(email_key);
         let mut counts = std::collections::BTreeMap::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -104,7 +89,7 @@ impl Table {
                 .query_page(PageQuery {
                     limit: 1000,
                     cursor: cursor.as_deref(),
-                    ..PageQuery::table(&pk, ACTIVITY_PREFIX)
+                    ..PageQuery::table(&pk, keys::ACTIVITY_PREFIX)
                 })
                 .await?;
             for item in &page.items {
@@ -146,13 +131,13 @@ impl Table {
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Page<ActivityEntry>, StoreError> {
-        let pk = subscriber_pk(email_key);
+        let pk = keys::subscriber_pk(email_key);
         let page = self
             .query_page(PageQuery {
                 newest_first: true,
                 limit,
                 cursor,
-                ..PageQuery::table(&pk, ACTIVITY_PREFIX)
+                ..PageQuery::table(&pk, keys::ACTIVITY_PREFIX)
             })
             .await?;
         Ok(Page {

@@ -22,11 +22,11 @@ use domain::dedup::key_fixes_time;
 use domain::events::{Event, EventKind, MessageState, enrich, plan};
 use domain::standing;
 
-use crate::activity::{activity_item_key, sortable_time};
+use crate::activity::sortable_time;
 use crate::error::StoreError;
-use crate::schema::TTL_ATTRIBUTE;
+use crate::schema::{TTL_ATTRIBUTE, keys};
 use crate::subscribers::{STANDING_ATTEMPTS, StandingWrite};
-use crate::table::{Item, PageQuery, Table, get_s, key, n, s};
+use crate::table::{Item, PageQuery, Table, get_s, n, s};
 
 /// How long a dedup record is kept: far beyond Postmark's retry window.
 const DEDUP_DAYS: i64 = 30;
@@ -90,7 +90,7 @@ impl Table {
 
     /// The events kept for audit on one day (UTC), oldest first.
     pub async fn audits(&self, day: NaiveDate) -> Result<Vec<AuditRecord>, StoreError> {
-        let pk = format!("AUDIT#{}", day.format("%Y-%m-%d"));
+        let pk = keys::audit_day_pk(day);
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -187,7 +187,7 @@ impl Table {
         let activity = event
             .recipient
             .as_ref()
-            .map(|r| activity_item_key(r.key(), event.at, &event.dedup_key));
+            .map(|r| keys::activity_entry(r.key(), event.at, &event.dedup_key).into_item());
         let activity_dedups = activity.is_some() && key_fixes_time(&event.dedup_key);
         let mut rest: Vec<TransactWriteItem> = Vec::new();
         let record = match activity {
@@ -196,7 +196,7 @@ impl Table {
                 if let Some(entry) = entry {
                     rest.push(self.put_op(with_event(entry, false))?);
                 }
-                let mut item = with_event(key(format!("EVT#{}", event.dedup_key), "EVT"), true);
+                let mut item = with_event(keys::event_record(&event.dedup_key).into_item(), true);
                 let expires = Utc::now() + Duration::days(DEDUP_DAYS);
                 item.insert(TTL_ATTRIBUTE.into(), n(expires.timestamp()));
                 item
@@ -207,7 +207,7 @@ impl Table {
             && let Some(write) = st.write
         {
             profile_index = Some(rest.len() + 1);
-            rest.push(self.profile_update_op(st.recipient, Some(write), &[])?);
+            rest.push(self.profile_update_op(st.recipient, write)?);
         }
         if event.recipient.is_none() || matches!(event.kind, EventKind::Unknown { .. }) {
             rest.push(self.audit_op(event)?);
@@ -257,10 +257,7 @@ impl Table {
             }
             body.truncate(cut);
         }
-        let mut item = key(
-            format!("AUDIT#{}", event.at.format("%Y-%m-%d")),
-            format!("{}#{}", sortable_time(event.at), event.dedup_key),
-        );
+        let mut item = keys::audit_record(event.at, &event.dedup_key).into_item();
         item.insert("kind".into(), s(event.kind.name()));
         if let EventKind::Unknown {
             record_type: Some(rt),

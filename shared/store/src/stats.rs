@@ -14,7 +14,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
-use crate::table::{Item, Table, add_clause, get_s, key, s};
+use crate::schema::keys;
+use crate::table::{Item, Table, add_clause, get_s, s};
 
 /// Shards of a campaign's counters.
 pub const STATS_SHARDS: u32 = 16;
@@ -22,12 +23,8 @@ pub const STATS_SHARDS: u32 = 16;
 /// Where one link's attributes live on a shard item: `link#{hash}#url`, `link#{hash}#{counter}`.
 const LINK_PREFIX: &str = "link#";
 
-/// The item of one shard of a campaign's counters.
-pub fn campaign_shard_key(campaign: &Campaign, shard: u32) -> Item {
-    key(
-        format!("STATS#{}#{}#{shard:02}", campaign.kind.as_str(), campaign.id),
-        "STATS",
-    )
+fn campaign_shard_key(campaign: &Campaign, shard: u32) -> Item {
+    keys::campaign_shard(campaign, shard).into_item()
 }
 
 /// The shard a write goes to: spread evenly, and the same for every attempt of one write.

@@ -88,7 +88,11 @@ pub fn item_of(json: &Value) -> Result<Item, StoreError> {
 }
 
 fn attribute_of(json: &Value) -> Result<AttributeValue, StoreError> {
-    let bad = || StoreError::Corrupt(format!("an attribute value DynamoDB does not write: {json}"));
+    let bad = || {
+        StoreError::Corrupt(format!(
+            "an attribute value DynamoDB does not write: {json}"
+        ))
+    };
     let obj = json.as_object().filter(|o| o.len() == 1).ok_or_else(bad)?;
     let (tag, value) = obj.iter().next().ok_or_else(bad)?;
     let text = || value.as_str().map(str::to_owned).ok_or_else(bad);
@@ -150,14 +154,20 @@ mod tests {
         let new = r.new_image.as_ref().unwrap();
         assert_eq!(new["n"], AttributeValue::N("3".into()));
         assert_eq!(new["ok"], AttributeValue::Bool(true));
-        assert_eq!(new["tags"], AttributeValue::Ss(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            new["tags"],
+            AttributeValue::Ss(vec!["a".into(), "b".into()])
+        );
         assert_eq!(new["raw"], AttributeValue::B(Blob::new(b"hi".to_vec())));
         let AttributeValue::M(nested) = &new["nested"] else {
             panic!("a map: {new:?}")
         };
         assert_eq!(
             nested["l"],
-            AttributeValue::L(vec![AttributeValue::S("x".into()), AttributeValue::Null(true)])
+            AttributeValue::L(vec![
+                AttributeValue::S("x".into()),
+                AttributeValue::Null(true)
+            ])
         );
     }
 

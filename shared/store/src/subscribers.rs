@@ -22,8 +22,8 @@ use serde::Serialize;
 
 use crate::activity::{ActivityEntry, activity_item, sortable_time};
 use crate::error::StoreError;
-use crate::schema::{GSI1, GSI1_PK, GSI1_SK, TTL_ATTRIBUTE, keys};
-use crate::table::{Item, Page, PageQuery, Table, add_clause, get_n, get_s, n, s, serialize_time};
+use crate::schema::{GSI1, GSI1_PK, GSI1_SK, keys};
+use crate::table::{Item, Page, PageQuery, Table, get_n, get_s, n, s, serialize_time};
 
 /// The index partition of the suppression list ([`keys::SUPPRESSED`]).
 pub const SUPPRESSED_PARTITION: &str = keys::SUPPRESSED;
@@ -133,11 +133,8 @@ fn profile_email(item: &Item) -> Result<EmailAddress, StoreError> {
     EmailAddress::parse(text).map_err(|e| StoreError::Corrupt(format!("profile address: {e}")))
 }
 
-/// Number attributes of a profile that are bookkeeping, not counters.
-const NOT_COUNTERS: &[&str] = &[STANDING_VERSION, TTL_ATTRIBUTE];
-
 /// A subscriber as an admin reads it: the derived standing and the counters of what happened to the
-/// address.
+/// address (counted from its activity log).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SubscriberProfile {
     pub email: EmailAddress,
@@ -147,21 +144,14 @@ pub struct SubscriberProfile {
     pub suppression_reason: Option<SuppressionReason>,
     #[serde(serialize_with = "serialize_time")]
     pub suppressed_at: Option<DateTime<Utc>>,
-    /// Every counter the profile holds (`delivered`, `opens`, ...), by name.
+    /// What happened to the address, by name (`delivered`, `opens`, ...), from its activity log.
     pub counters: BTreeMap<String, i64>,
 }
 
 impl SubscriberProfile {
-    pub(crate) fn from_item(item: &Item) -> Result<Self, StoreError> {
+    /// The profile's standing; its counters are the activity log's (see [`Table::subscriber_profile`]).
+    fn from_item(item: &Item, counters: BTreeMap<String, i64>) -> Result<Self, StoreError> {
         let standing = standing_from(item)?;
-        let counters = item
-            .iter()
-            .filter(|(name, _)| !NOT_COUNTERS.contains(&name.as_str()))
-            .filter_map(|(name, value)| {
-                let n = value.as_n().ok()?.parse::<i64>().ok()?;
-                Some((name.clone(), n))
-            })
-            .collect();
         Ok(Self {
             email: profile_email(item)?,
             status: standing.status,
@@ -229,8 +219,7 @@ impl Table {
     pub(crate) fn profile_update_op(
         &self,
         email: &EmailAddress,
-        standing: Option<&StandingWrite>,
-        counters: &[(&str, i64)],
+        write: &StandingWrite,
     ) -> Result<TransactWriteItem, StoreError> {
         let mut set = vec!["email = :email".to_owned(), "email_key = :key".to_owned()];
         let mut remove: Vec<String> = Vec::new();
@@ -239,62 +228,55 @@ impl Table {
             (":email".to_owned(), s(email.as_str())),
             (":key".to_owned(), s(email.key())),
         ]);
-        let mut condition = None;
-        if let Some(write) = standing {
-            let state = &write.state;
-            for strength in Strength::ALL {
-                let (at, reason) = (level_at(strength), level_reason(strength));
-                match state.level(strength) {
-                    Some(level) => {
-                        values.insert(format!(":{at}"), s(sortable_time(level.at)));
-                        values.insert(format!(":{reason}"), s(level.reason.as_str()));
-                        set.push(format!("{at} = :{at}"));
-                        set.push(format!("{reason} = :{reason}"));
-                    }
-                    None => remove.extend([at, reason]),
+        let state = &write.state;
+        for strength in Strength::ALL {
+            let (at, reason) = (level_at(strength), level_reason(strength));
+            match state.level(strength) {
+                Some(level) => {
+                    values.insert(format!(":{at}"), s(sortable_time(level.at)));
+                    values.insert(format!(":{reason}"), s(level.reason.as_str()));
+                    set.push(format!("{at} = :{at}"));
+                    set.push(format!("{reason} = :{reason}"));
                 }
-            }
-            match state.reactivated_at() {
-                Some(at) => {
-                    values.insert(":reactivated".into(), s(sortable_time(at)));
-                    set.push(format!("{REACTIVATED_AT} = :reactivated"));
-                }
-                None => remove.push(REACTIVATED_AT.into()),
-            }
-            derived_standing(
-                email,
-                &state.standing(),
-                &mut set,
-                &mut remove,
-                &mut names,
-                &mut values,
-            );
-            names.insert("#version".into(), STANDING_VERSION.into());
-            set.push("#version = :next_version".into());
-            match write.read_version {
-                Some(v) => {
-                    values.insert(":read_version".into(), n(v));
-                    values.insert(":next_version".into(), n(v + 1));
-                    condition = Some("#version = :read_version");
-                }
-                None => {
-                    values.insert(":next_version".into(), n(1));
-                    condition = Some("attribute_not_exists(#version)");
-                }
+                None => remove.extend([at, reason]),
             }
         }
+        match state.reactivated_at() {
+            Some(at) => {
+                values.insert(":reactivated".into(), s(sortable_time(at)));
+                set.push(format!("{REACTIVATED_AT} = :reactivated"));
+            }
+            None => remove.push(REACTIVATED_AT.into()),
+        }
+        derived_standing(
+            email,
+            &state.standing(),
+            &mut set,
+            &mut remove,
+            &mut names,
+            &mut values,
+        );
+        names.insert("#version".into(), STANDING_VERSION.into());
+        set.push("#version = :next_version".into());
+        let condition = match write.read_version {
+            Some(v) => {
+                values.insert(":read_version".into(), n(v));
+                values.insert(":next_version".into(), n(v + 1));
+                "#version = :read_version"
+            }
+            None => {
+                values.insert(":next_version".into(), n(1));
+                "attribute_not_exists(#version)"
+            }
+        };
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        if let Some(adds) = add_clause(counters, &mut names, &mut values) {
-            expression.push(' ');
-            expression.push_str(&adds);
-        }
         self.update_op(
             profile_key(email.key()),
             &expression,
-            condition,
+            Some(condition),
             names,
             values,
         )
@@ -305,10 +287,21 @@ impl Table {
         &self,
         email: &EmailAddress,
     ) -> Result<Option<SubscriberProfile>, StoreError> {
-        self.get(profile_key(email.key()), true)
-            .await?
-            .map(|item| SubscriberProfile::from_item(&item))
-            .transpose()
+        let item = self.get(profile_key(email.key()), true).await?;
+        let counters = self.activity_counts(email.key()).await?;
+        match item {
+            Some(item) => SubscriberProfile::from_item(&item, counters).map(Some),
+            // Deliveries, opens and clicks leave no profile, only the log: an active subscriber.
+            None if !counters.is_empty() => Ok(Some(SubscriberProfile {
+                email: email.clone(),
+                status: SubscriberStatus::Active,
+                status_at: None,
+                suppression_reason: None,
+                suppressed_at: None,
+                counters,
+            })),
+            None => Ok(None),
+        }
     }
 
     /// One page of the suppression list, all of it or the addresses suppressed for `reason`, in address
@@ -340,16 +333,6 @@ impl Table {
                 .collect::<Result<_, _>>()?,
             next: page.next,
         })
-    }
-
-    /// Adds to a subscriber's counters, creating the profile if there is none.
-    pub async fn add_subscriber_counters(
-        &self,
-        email: &EmailAddress,
-        counters: &[(&str, i64)],
-    ) -> Result<(), StoreError> {
-        self.write(self.profile_update_op(email, None, counters)?)
-            .await
     }
 
     /// Appends entries to the activity logs of many addresses (`(email key, entry)`), 25 per request.
@@ -397,7 +380,7 @@ impl Table {
                     state: decision.state,
                     read_version: read.version,
                 };
-                items.push(self.profile_update_op(email, Some(&write), &[])?);
+                items.push(self.profile_update_op(email, &write)?);
             }
             items.extend(with(&decision)?);
             if items.is_empty() {

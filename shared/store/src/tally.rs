@@ -21,9 +21,9 @@ use tracing::warn;
 
 use crate::error::StoreError;
 use crate::events::counted_event;
-use crate::schema::{PK, SK, TTL_ATTRIBUTE};
+use crate::schema::{PK, SK, TTL_ATTRIBUTE, keys};
 use crate::stream::{Change, StreamRecord};
-use crate::table::{Item, Table, get_n, get_s, key, n, s};
+use crate::table::{Item, Table, get_n, get_s, n, s};
 
 /// DynamoDB's limit of items in one transaction (and of keys in one batched read).
 const UNIT_ITEMS: usize = 100;
@@ -47,14 +47,12 @@ pub struct TallyReport {
     pub retried: usize,
 }
 
-/// The item holding one message's engagement state.
-pub fn engagement_key(message: &str) -> Item {
-    key(format!("ENG#{message}"), "ENG")
+fn engagement_key(message: &str) -> Item {
+    keys::engagement(message).into_item()
 }
 
-/// The marker of the unit that starts with the record `event_id`.
-pub fn unit_marker_key(event_id: &str) -> Item {
-    key(format!("STREAM#{event_id}"), "STREAM")
+fn unit_marker_key(event_id: &str) -> Item {
+    keys::stream_unit(event_id).into_item()
 }
 
 fn same_key(a: &Item, b: &Item) -> bool {
@@ -75,9 +73,7 @@ fn units<'a>(events: &'a [Counted<'a>]) -> Vec<&'a [Counted<'a>]> {
     let mut messages = HashSet::new();
     let mut campaigns = HashSet::new();
     for (i, c) in events.iter().enumerate() {
-        let message = plan(&c.event)
-            .engagement
-            .and(engagement_ref(&c.event));
+        let message = plan(&c.event).engagement.and(engagement_ref(&c.event));
         let campaign = c.event.trace.campaign.clone();
         let grows = message.as_ref().is_some_and(|m| !messages.contains(m)) as usize
             + campaign.as_ref().is_some_and(|c| !campaigns.contains(c)) as usize;
@@ -108,7 +104,9 @@ impl Table {
             .map(|item| {
                 get_s(&item, STATE)
                     .and_then(|t| serde_json::from_str(t).ok())
-                    .ok_or_else(|| StoreError::Corrupt(format!("the engagement state of {message}")))
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("the engagement state of {message}"))
+                    })
             })
             .transpose()
     }
@@ -307,9 +305,15 @@ mod tests {
         assert_eq!(split.iter().map(|u| u.len()).sum::<usize>(), 450);
         for unit in &split {
             let messages: HashSet<_> = unit.iter().map(|c| c.event.trace.job_id.clone()).collect();
-            let campaigns: HashSet<_> =
-                unit.iter().map(|c| c.event.trace.campaign.clone()).collect();
-            assert!(messages.len() + campaigns.len() < UNIT_ITEMS, "{}", unit.len());
+            let campaigns: HashSet<_> = unit
+                .iter()
+                .map(|c| c.event.trace.campaign.clone())
+                .collect();
+            assert!(
+                messages.len() + campaigns.len() < UNIT_ITEMS,
+                "{}",
+                unit.len()
+            );
         }
         let again: Vec<usize> = units(&events).iter().map(|u| u.len()).collect();
         assert_eq!(again, split.iter().map(|u| u.len()).collect::<Vec<_>>());

@@ -173,14 +173,24 @@ async fn a_profile_reads_back_with_its_standing_and_counters_only() {
     let t = TestTable::new().await;
     let a = addr("Reader@Example.com");
     assert_eq!(t.table.subscriber_profile(&a).await.unwrap(), None);
-    t.table
-        .add_subscriber_counters(&a, &[("delivered", 2), ("opens", 1)])
-        .await
-        .unwrap();
-    t.table
-        .add_subscriber_counters(&a, &[("delivered", 1)])
-        .await
-        .unwrap();
+    // The counters are the activity log's: three deliveries and an open.
+    let logged = Utc.with_ymd_and_hms(2026, 5, 1, 9, 0, 0).unwrap();
+    let entries: Vec<(String, ActivityEntry)> = ["delivered", "open", "delivered", "delivered"]
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            (
+                a.key().to_owned(),
+                ActivityEntry {
+                    at: logged + chrono::Duration::seconds(i as i64),
+                    id: format!("pm:{i}"),
+                    kind: (*kind).to_owned(),
+                    detail: json!({}),
+                },
+            )
+        })
+        .collect();
+    t.table.record_activities(&entries).await.unwrap();
     let at = Utc.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap();
     t.table
         .suppress(&a, SuppressionReason::HardBounce, at)
