@@ -1,7 +1,8 @@
 //! The local stack in one process, for end-to-end tests: a table and secrets in the AWS emulator, the
 //! Postmark simulator, the sender's handler, and the webhook function's handler behind a small HTTP
 //! server that the simulator posts its webhooks to (each request turned into the API Gateway request the
-//! function gets in Lambda).
+//! function gets in Lambda), and the stream function reading the table's stream through the local event
+//! source mapping.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,6 +35,8 @@ pub struct Stack {
     pub sender: sender::App,
     pub webhook: Arc<webhook::App>,
     pub webhook_addr: SocketAddr,
+    /// The stream function on the table's stream (the counters follow from it).
+    pub stream: local_stack::stream_poller::StreamPoller,
     receiver: JoinHandle<()>,
 }
 
@@ -186,12 +189,23 @@ impl Stack {
         )
         .expect("the sender's app");
 
+        let stream = local_stack::stream_poller::in_process(
+            &t.aws.config,
+            t.aws.dynamodb.clone(),
+            t.table.name(),
+            1000,
+            Duration::ZERO,
+        )
+        .await
+        .expect("the table's stream");
+
         Self {
             t,
             sim,
             sender,
             webhook,
             webhook_addr,
+            stream,
             receiver,
         }
     }
@@ -212,11 +226,13 @@ impl Stack {
         sender::handle(&self.sender, event).await
     }
 
-    /// Waits until the simulator has posted every webhook (and the webhook function answered).
+    /// Waits until the simulator has posted every webhook (and the webhook function answered), then
+    /// until the stream function has read everything written so far.
     pub async fn settle(&self) {
         assert!(
             self.sim.settle(Duration::from_secs(30)).await,
             "the simulator's webhooks did not settle"
         );
+        self.stream.drain().await.expect("the table's stream");
     }
 }
