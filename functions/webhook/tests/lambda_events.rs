@@ -46,11 +46,12 @@ async fn every_sample_event_gets_its_answer_from_the_binary() {
         );
     }
     // The events did land: the hard bounce's recipient is suppressed.
+    let john = domain::EmailAddress::parse("john@example.com").unwrap();
     let profile = t
         .table
-        .get(store::subscribers::profile_key("john@example.com"), true)
+        .subscriber_profile(&john)
         .await
         .unwrap()
         .expect("a profile for the fixtures' recipient");
-    assert!(store::table::get_s(&profile, "suppression_reason").is_some());
+    assert!(profile.suppression_reason.is_some());
 }
