@@ -1,36 +1,34 @@
-//! Send jobs (`JOB#{id}` / `JOB`): the claim taken before a job is sent, its outcome after, and the
-//! message state the webhook function keeps on the same item.
+//! Send jobs (`JOB#{id}` / `JOB`): the claim taken before a job is sent, and its outcome after.
 //!
 //! A job item goes through these statuses:
 //!
 //! | status | meaning | attributes |
 //! |---|---|---|
 //! | `claimed` | a sender run owns it until `lease_until` (epoch seconds), to decide it (skip) | `claim_token`, `attempts`, `claimed_at` |
-//! | `sending` | a sender run owns it until `lease_until` and is calling Postmark with it | as `claimed`, plus `sends` |
-//! | `unknown` | the last call may have reached Postmark (timeout, reset, 502/504, unreadable answer) | `reason`, `sends` |
+//! | `sending` | a sender run owns it until `lease_until` and is calling Postmark with it | as `claimed`, plus `pending_sends` |
+//! | `unknown` | the last call may have reached Postmark (timeout, reset, 502/504, unreadable answer) | `reason`, `pending_sends` |
 //! | `retrying` | the last attempt failed in a way worth retrying; SQS will deliver it again | `reason`, `error_code` |
 //! | `sent` | Postmark accepted it | `message_id`, `sent_at`, `server_id`, `stream` |
 //! | `skipped` | not sent: the recipient is suppressed or inactive | `reason` |
 //! | `failed` | Postmark refused it for good | `reason`, `error_code`, `server_id`, `stream` |
 //! | `rejected` | the job could not be read or is invalid | `reason`, `body` (raw, cut at 300 KB) |
 //!
-//! `sends` lists every Postmark call the job was handed to (`server_id`, `stream`, `send_id`, `at`); every
+//! `pending_sends` lists every Postmark call the job was handed to (`server_id`, `stream`, `send_id`, `at`); every
 //! message carries its call's `send_id` in its metadata. A job found `sending` with its lease run out,
 //! or `unknown`, is looked up in Postmark by those ids before it is sent again (see the sender).
 //!
 //! Every status carries `job_id`, `updated_at` and, once known, `recipient`, `email_type`,
-//! `campaign_kind`/`campaign_id` and `subscriber_id`, which the webhook function reads. After the claim
-//! every write is an update, never a put, so that what the webhook function wrote (`delivered_at`,
-//! `last_event`, `events`, ...) is never lost. Failed and rejected jobs are also in the sparse index
-//! `gsi1pk = JOBS#{status}`, `gsi1sk = {timestamp}#{job id}`, to be listed newest first.
+//! `campaign_kind`/`campaign_id` and `subscriber_id`, and once sent `sent_at`: what the webhook function
+//! reads to complete a native open or click (see [`crate::events`]). Failed and rejected jobs are also in
+//! the sparse index `gsi1pk = JOBS#{status}`, `gsi1sk = {timestamp}#{job id}`, to be listed newest first.
 
-use domain::stats::Counter;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
+use domain::stats::Counter;
 use domain::trace::{Campaign, CampaignKind};
 use domain::{EmailAddress, EmailType, JobId};
 use futures::StreamExt;
