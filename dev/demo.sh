@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: starts the local stack (dev/stack.sh), plays a scenario through its public interfaces (config
 # API, send queue, tracking URLs, the Postmark simulator standing in for recipients), prints what the
-# platform reads back, checks it against what was sent, and stops everything. Exit 0 only if all matched.
+# platform reads back (the config API, and the event feed from a queue behind a rule on the feed's bus),
+# checks it against what was sent, and stops everything. Exit 0 only if all matched.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

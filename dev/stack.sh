@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The local stack: the AWS emulator (moto), the Postmark simulator, the three functions as Lambda functions
-# (cargo lambda watch) and a poller playing SQS's event source mapping for the sender. It installs what is
-# missing, builds, creates the table, queues and secrets from the same definitions the deployment uses,
-# prints the URLs and stops everything on Ctrl-C.
+# The local stack: the AWS emulator (moto), the Postmark simulator, the four functions as Lambda functions
+# (cargo lambda watch), a poller playing SQS's event source mapping for the sender and one playing the
+# table stream's event source mapping for the stream function. It installs what is missing, builds,
+# creates the table, queues, secrets and the feed's bus (with a rule routing every feed event to a queue)
+# from the same definitions the deployment uses, prints the URLs and stops everything on Ctrl-C.
 #
 # Ports (override with the variables): LAMBDA_PORT=9000 (functions), SIM_PORT=8025 (Postmark simulator
 # API), SIM_SMTP_PORT=2525. With STACK_READY_FILE set, the environment is written there once ready.
@@ -34,7 +35,7 @@ ensure_python_tools
 ensure_cargo_lambda
 
 log "building (debug)"
-cargo build --quiet -p local-stack -p postmark-sim -p webhook -p sender -p config-api
+cargo build --quiet -p local-stack -p postmark-sim -p webhook -p sender -p config-api -p stream
 
 MOTO_LOG="$STATE/moto.log" start_moto
 aws_env_for_moto
@@ -73,6 +74,11 @@ target/debug/sqs-poller --invoke-url "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/f
   --batch-size "${POLLER_BATCH_SIZE:-1000}" --window-ms "${POLLER_WINDOW_MS:-1000}" >"$STATE/poller.log" 2>&1 &
 PIDS+=($!)
 
+log "starting the stream poller (the stream function's event source mapping)"
+target/debug/stream-poller --invoke-url "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/stream/invocations" \
+  --batch-size "${STREAM_BATCH_SIZE:-1000}" --window-ms "${STREAM_WINDOW_MS:-1000}" >"$STATE/stream-poller.log" 2>&1 &
+PIDS+=($!)
+
 cat >"$STATE/stack.env" <<ENV
 export AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true
 export CONFIG_API_URL=$FUNCTIONS/config-api
@@ -84,6 +90,8 @@ export SMTP_EXTRA_CA_PEM_FILE=$SMTP_EXTRA_CA_PEM_FILE
 export QUEUE_URL=$QUEUE_URL
 export DLQ_URL=$DLQ_URL
 export TABLE_NAME=$TABLE_NAME
+export EVENT_BUS_NAME=$EVENT_BUS_NAME
+export FEED_QUEUE_URL=$FEED_QUEUE_URL
 export ADMIN_KEY=$LOCAL_ADMIN_KEY
 ENV
 
@@ -95,6 +103,7 @@ cat <<INFO
     tracking        $TRACKING_BASE_URL/t/o/{token}, /t/c/{token}
     send queue      $QUEUE_URL
     dead letters    $DLQ_URL
+    event feed      bus $EVENT_BUS_NAME, every event routed to $FEED_QUEUE_URL
     Postmark sim    http://127.0.0.1:$SIM_PORT (control: /_sim/), SMTP 127.0.0.1:$SIM_SMTP_PORT
     AWS emulator    $AWS_ENDPOINT_URL
   Environment for other shells: source $STATE/stack.env

@@ -1,4 +1,5 @@
-//! Creates (or finds) the table, the send queue with its dead-letter queue, and the secrets.
+//! Creates (or finds) the table, the send queue with its dead-letter queue, the secrets, and the feed's
+//! bus with a rule routing every feed event to a queue.
 
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use serde::Serialize;
@@ -15,6 +16,9 @@ pub struct Resources {
     pub webhook_password_secret: String,
     pub tracking_key_secret: String,
     pub admin_key_secret: String,
+    pub event_bus_name: String,
+    /// Where the rule on the bus sends every feed event.
+    pub feed_queue_url: String,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +81,10 @@ pub async fn bootstrap(
         settings.visibility_timeout_secs,
     )
     .await?;
+    let events = store::feed::eventbridge_client(sdk, &store::aws::StorePolicy::default());
+    let event_bus_name = format!("{p}-feed");
+    let feed =
+        store::feed::route_to_queue(&events, &sqs, &event_bus_name, &format!("{p}-feed")).await?;
     let resources = Resources {
         table_name,
         queue_url: queues.url,
@@ -86,6 +94,8 @@ pub async fn bootstrap(
         webhook_password_secret: format!("{p}/webhook-password"),
         tracking_key_secret: format!("{p}/tracking-key"),
         admin_key_secret: format!("{p}/admin-key"),
+        event_bus_name,
+        feed_queue_url: feed.queue_url,
     };
     for (name, value) in [
         (

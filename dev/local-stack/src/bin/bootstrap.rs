@@ -3,8 +3,9 @@
 use clap::Parser;
 use local_stack::bootstrap::{Settings, bootstrap};
 
-/// Creates (or finds) the local stack's table, send queue with dead-letter queue, and secrets on the AWS
-/// endpoint given by AWS_ENDPOINT_URL, and prints `export NAME=value` lines for the functions.
+/// Creates (or finds) the local stack's table, send queue with dead-letter queue, secrets, and the feed's
+/// bus routed to a queue on the AWS endpoint given by AWS_ENDPOINT_URL, and prints `export NAME=value`
+/// lines for the functions.
 #[derive(Parser)]
 struct Args {
     /// Prefix of every resource name.
@@ -51,6 +52,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("WEBHOOK_PASSWORD_SECRET", &r.webhook_password_secret),
         ("TRACKING_KEY_SECRET", &r.tracking_key_secret),
         ("ADMIN_KEY_SECRET", &r.admin_key_secret),
+        ("EVENT_BUS_NAME", &r.event_bus_name),
+        ("FEED_QUEUE_URL", &r.feed_queue_url),
     ] {
         println!("export {k}={v}");
     }

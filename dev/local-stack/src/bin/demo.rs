@@ -1,9 +1,10 @@
 //! The demo: a scenario played through the public interfaces of the running local stack only (the config
 //! API, the send queue, the Postmark simulator's control API standing in for real recipients, and the
 //! tracking URLs found in the delivered mail), then a check that what the platform reads back matches what
-//! was sent. Exits 0 only if everything matched.
+//! was sent: through the config API, and on the event feed (a queue behind a rule on the feed's bus, as a
+//! platform app subscribes). Exits 0 only if everything matched.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -21,6 +22,7 @@ struct Env {
     sim: String,
     sim_smtp: String,
     queue_url: String,
+    feed_queue_url: String,
     http: reqwest::Client,
 }
 
@@ -120,6 +122,155 @@ fn find_url(html: &str, prefix: &str) -> Option<String> {
     Some(rest[..end].replace("&amp;", "&"))
 }
 
+/// The feed events received, one per id (a copy delivered again under the same id is counted apart).
+struct Feed {
+    events: BTreeMap<String, Value>,
+    copies: usize,
+}
+
+impl Feed {
+    /// The job ids of the events of `kind` (and, for bounces, of `class`).
+    fn jobs(&self, kind: &str, class: Option<&str>) -> BTreeSet<String> {
+        self.events
+            .values()
+            .filter(|e| e["type"] == kind)
+            .filter(|e| class.is_none_or(|c| e["bounce_class"] == c))
+            .filter_map(|e| e["job_id"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    fn show(&self) {
+        let mut per_type: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in self.events.values() {
+            *per_type
+                .entry(e["type"].as_str().unwrap_or("?"))
+                .or_default() += 1;
+        }
+        for (kind, n) in &per_type {
+            println!("  {n:>3}  {kind}");
+        }
+        println!(
+            "  {} events, {} copies delivered again under their id",
+            self.events.len(),
+            self.copies
+        );
+        if let Some(bounce) = self
+            .events
+            .values()
+            .find(|e| e["type"] == "email.bounced" && e["bounce_class"] == "hard")
+            && let Ok(text) = serde_json::to_string_pretty(bounce)
+        {
+            println!("  the hard bounce, as the feed carries it:");
+            for line in text.lines() {
+                println!("    {line}");
+            }
+        }
+    }
+}
+
+/// What the scenario's outcomes must put on the feed.
+struct FeedExpectations {
+    sent: BTreeSet<String>,
+    bounced_hard: String,
+    bounced_soft: String,
+    complained: String,
+    /// Jobs whose readers opened and clicked.
+    engaged: BTreeSet<String>,
+    skipped: String,
+}
+
+impl FeedExpectations {
+    fn arrived(&self, feed: &Feed) -> bool {
+        feed.jobs("email.sent", None).is_superset(&self.sent)
+            && feed.jobs("email.skipped", None).contains(&self.skipped)
+            && feed.jobs("email.clicked", None).is_superset(&self.engaged)
+            && feed
+                .jobs("email.complained", None)
+                .contains(&self.complained)
+    }
+
+    fn check(&self, feed: &Feed, checks: &mut Checks) {
+        let sent = feed.jobs("email.sent", None);
+        checks.check(
+            format!("email.sent for each of the {} jobs", self.sent.len()),
+            sent == self.sent,
+        );
+        let delivered = feed.jobs("email.delivered", None);
+        let undelivered = [&self.bounced_hard, &self.bounced_soft];
+        checks.check(
+            "email.delivered for every job but the two bounces",
+            self.sent
+                .iter()
+                .filter(|j| !undelivered.contains(j))
+                .all(|j| delivered.contains(j))
+                && undelivered.iter().all(|j| !delivered.contains(*j)),
+        );
+        checks.check(
+            "email.bounced (hard) for the hard-bounced job",
+            feed.jobs("email.bounced", Some("hard")) == BTreeSet::from([self.bounced_hard.clone()]),
+        );
+        checks.check(
+            "email.bounced (soft) for the soft-bounced job",
+            feed.jobs("email.bounced", Some("soft")) == BTreeSet::from([self.bounced_soft.clone()]),
+        );
+        checks.check(
+            "email.complained for the complaint",
+            feed.jobs("email.complained", None) == BTreeSet::from([self.complained.clone()]),
+        );
+        checks.check(
+            format!(
+                "email.opened and email.clicked for the {} readers who did",
+                self.engaged.len()
+            ),
+            feed.jobs("email.opened", None).is_superset(&self.engaged)
+                && feed.jobs("email.clicked", None).is_superset(&self.engaged),
+        );
+        checks.check(
+            "email.skipped for the job to the suppressed address",
+            feed.jobs("email.skipped", None) == BTreeSet::from([self.skipped.clone()]),
+        );
+        let well_formed = feed.events.iter().all(|(id, e)| {
+            e["version"] == 1 && e["id"] == id.as_str() && e["occurred_at"].is_string()
+        });
+        checks.check("every event is version 1 with its id", well_formed);
+    }
+}
+
+/// Reads the feed's queue until what the scenario expects has arrived and the queue stays quiet, or a
+/// minute has passed.
+async fn read_feed(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    expected: &FeedExpectations,
+) -> Result<Feed> {
+    let mut feed = Feed {
+        events: BTreeMap::new(),
+        copies: 0,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet = 0;
+    while Instant::now() < deadline && (quiet < 3 || !expected.arrived(&feed)) {
+        let got = store::sqs::receive(sqs, url, 10, 1).await?;
+        if got.is_empty() {
+            quiet += 1;
+            continue;
+        }
+        quiet = 0;
+        let mut receipts = Vec::new();
+        for m in &got {
+            let envelope: Value = serde_json::from_str(m.body().unwrap_or_default())?;
+            let detail = envelope["detail"].clone();
+            let id = detail["id"].as_str().unwrap_or_default().to_owned();
+            if feed.events.insert(id, detail).is_some() {
+                feed.copies += 1;
+            }
+            receipts.extend(m.receipt_handle().map(str::to_owned));
+        }
+        store::sqs::delete(sqs, url, &receipts).await?;
+    }
+    Ok(feed)
+}
+
 #[tokio::main]
 async fn main() {
     match run().await {
@@ -144,6 +295,7 @@ async fn run() -> Result<bool> {
         sim: env("POSTMARK_SIM_URL")?,
         sim_smtp: env("POSTMARK_SIM_SMTP")?,
         queue_url: env("QUEUE_URL")?,
+        feed_queue_url: env("FEED_QUEUE_URL")?,
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()?,
@@ -392,13 +544,25 @@ async fn run() -> Result<bool> {
         .await?;
 
     say(&format!("Broadcast {BROADCAST}"));
-    let (_, stats) = e
-        .api(
-            Method::GET,
-            &format!("/api/broadcasts/{BROADCAST}/stats"),
-            None,
-        )
-        .await?;
+    // The counters come from the table's stream, a batch window or two behind the events: read until
+    // they hold every open and click, or half a minute has passed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stats = loop {
+        let (_, stats) = e
+            .api(
+                Method::GET,
+                &format!("/api/broadcasts/{BROADCAST}/stats"),
+                None,
+            )
+            .await?;
+        let settled = count(&stats, "opens_unique") >= opened
+            && count(&stats, "clicks_unique") >= opened
+            && count(&stats, "delivered") >= 28;
+        if settled || Instant::now() > deadline {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     println!("{}", serde_json::to_string_pretty(&stats["counters"])?);
     for link in stats["links"].as_array().into_iter().flatten() {
         println!(
@@ -534,6 +698,22 @@ async fn run() -> Result<bool> {
         "skipped because the address is suppressed",
         outcome["status"] == "skipped",
     );
+
+    say("The event feed: what a platform app subscribed to the bus received");
+    let expected = FeedExpectations {
+        sent: jobs.iter().map(|(id, _)| id.clone()).collect(),
+        bounced_hard: format!("demo-{BROADCAST}-0"),
+        bounced_soft: format!("demo-{BROADCAST}-1"),
+        complained: format!("demo-{BROADCAST}-2"),
+        engaged: (3..30)
+            .filter(|i| i % 3 == 0)
+            .map(|i| format!("demo-{BROADCAST}-{i}"))
+            .collect(),
+        skipped: again.clone(),
+    };
+    let feed = read_feed(&sqs, &e.feed_queue_url, &expected).await?;
+    feed.show();
+    expected.check(&feed, &mut checks);
 
     let failed: Vec<_> = checks.0.iter().filter(|(_, ok)| !ok).collect();
     Ok(failed.is_empty())
