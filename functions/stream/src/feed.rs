@@ -4,8 +4,7 @@
 //! - An event's counted record, inserted when the webhook function recorded the event (one record per
 //!   event: a redelivered webhook inserts nothing), becomes the event's feed event.
 //! - A job item whose status became `sent`, `failed` or `skipped` becomes the job's outcome. A job ends
-//!   once; later changes of its item (the webhook function noting a delivery on it) keep its status and
-//!   publish nothing.
+//!   once; a later change of its item keeps its status and publishes nothing.
 //!
 //! Everything else (activity entries beside a record, counters, markers, subscribers, expiring records)
 //! is not an outcome. A batch handed over again publishes the same events again, with the same ids.
@@ -13,10 +12,9 @@
 use chrono::Utc;
 use domain::feed::{EndedJob, FeedEvent, JobEnding};
 use store::StoreError;
-use store::events::{counted_event, recorded_event};
-use store::feed::{Published, job_of};
+use store::feed::Published;
 use store::jobs::{JobRecord, JobStatus};
-use store::stream::{Change, StreamRecord};
+use store::stream::{JobChange, StreamRecord};
 use tracing::{info, warn};
 
 use crate::App;
@@ -30,28 +28,19 @@ pub fn feed_events(records: &[StreamRecord]) -> Vec<FeedEvent> {
 }
 
 fn recorded(record: &StreamRecord) -> Option<FeedEvent> {
-    let image = record.new_image.as_ref()?;
-    if record.change != Change::Insert || counted_event(image).is_none() {
-        return None;
-    }
-    let (event, standing_unchanged) = recorded_event(image)?;
+    let (event, standing_unchanged) = record.recorded_event()?;
     FeedEvent::from_event(&event, standing_unchanged)
 }
 
 fn job_ended(record: &StreamRecord) -> Option<FeedEvent> {
-    let job = match job_of(record.new_image.as_ref()?) {
-        Ok(job) => job?,
+    let JobChange { job, before } = match record.job_change() {
+        Ok(change) => change?,
         // A job item the store cannot read would fail every retry of the batch: it is left out.
         Err(e) => {
             warn!(error = %e, "a job item that cannot be read; its outcome is not published");
             return None;
         }
     };
-    let before = record
-        .old_image
-        .as_ref()
-        .and_then(|old| job_of(old).ok().flatten())
-        .and_then(|old| old.status);
     if before == job.status {
         return None;
     }

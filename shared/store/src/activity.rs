@@ -27,7 +27,7 @@ pub fn sortable_time(at: DateTime<Utc>) -> String {
 }
 
 /// The item of one activity entry (for batched writes).
-pub fn activity_item(email_key: &str, entry: &ActivityEntry) -> Item {
+pub(crate) fn activity_item(email_key: &str, entry: &ActivityEntry) -> Item {
     let mut item = keys::activity_entry(email_key, entry.at, &entry.id).into_item();
     item.insert("kind".into(), s(&entry.kind));
     item.insert("at".into(), s(sortable_time(entry.at)));

@@ -58,7 +58,7 @@ pub struct AuditRecord {
 }
 
 /// A recorded event read back from its item, and whether its status change left the standing as it was.
-pub fn recorded_event(item: &Item) -> Option<(Event, bool)> {
+pub(crate) fn recorded_event(item: &Item) -> Option<(Event, bool)> {
     let event = serde_json::from_str(get_s(item, EVENT)?).ok()?;
     let unchanged = item
         .get(STANDING_UNCHANGED)
@@ -69,7 +69,7 @@ pub fn recorded_event(item: &Item) -> Option<(Event, bool)> {
 }
 
 /// The event an item of the stream stands for, when it is an event's counted record.
-pub fn counted_event(item: &Item) -> Option<Event> {
+pub(crate) fn counted_event(item: &Item) -> Option<Event> {
     item.get(COUNTS)
         .and_then(|v| v.as_bool().ok())
         .filter(|c| **c)?;

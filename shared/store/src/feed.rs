@@ -279,7 +279,7 @@ impl FeedPublisher {
 
 /// The job record a stream image holds, when the item is a job's (`None` for any other item): what the
 /// stream function reads a job's outcome from.
-pub fn job_of(image: &Item) -> Result<Option<JobRecord>, StoreError> {
+pub(crate) fn job_of(image: &Item) -> Result<Option<JobRecord>, StoreError> {
     let any = keys::job("");
     let is_job = get_s(image, PK).is_some_and(|pk| pk.starts_with(any.pk.as_str()))
         && get_s(image, SK) == Some(any.sk.as_str());

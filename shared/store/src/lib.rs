@@ -21,4 +21,4 @@ pub mod tally;
 
 pub use error::StoreError;
 pub use secrets::{SecretCache, SecretValue};
-pub use table::{Item, Page, Table};
+pub use table::{Page, Table};

@@ -7,7 +7,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
+use domain::events::Event;
+
 use crate::error::StoreError;
+use crate::feed::job_of;
+use crate::jobs::{JobRecord, JobStatus};
 use crate::table::Item;
 
 /// What happened to the item.
@@ -26,12 +30,43 @@ pub struct StreamRecord {
     /// The record's place in its shard: digits, increasing within the shard.
     pub sequence: String,
     pub change: Change,
-    pub keys: Item,
-    pub new_image: Option<Item>,
-    pub old_image: Option<Item>,
+    pub(crate) keys: Item,
+    pub(crate) new_image: Option<Item>,
+    pub(crate) old_image: Option<Item>,
+}
+
+/// A job item's change, as a record shows it: the job as it now is, and its status before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobChange {
+    pub job: JobRecord,
+    pub before: Option<JobStatus>,
 }
 
 impl StreamRecord {
+    /// The event this record inserted, when it is an event's counted record (one per event), and whether
+    /// its status change left the subscriber's standing as it was.
+    pub fn recorded_event(&self) -> Option<(Event, bool)> {
+        let image = self.new_image.as_ref()?;
+        if self.change != Change::Insert {
+            return None;
+        }
+        crate::events::counted_event(image)?;
+        crate::events::recorded_event(image)
+    }
+
+    /// The job this record changed, when its item is a job's. A job item that cannot be read is an error.
+    pub fn job_change(&self) -> Result<Option<JobChange>, StoreError> {
+        let Some(job) = self.new_image.as_ref().map(job_of).transpose()?.flatten() else {
+            return Ok(None);
+        };
+        let before = self
+            .old_image
+            .as_ref()
+            .and_then(|old| job_of(old).ok().flatten())
+            .and_then(|old| old.status);
+        Ok(Some(JobChange { job, before }))
+    }
+
     /// The record's sequence number in a form whose text order is the numeric order (sequence numbers
     /// have up to 40 digits, beyond any integer type).
     pub fn position(&self) -> String {
@@ -79,7 +114,7 @@ fn parse_record(record: &Value) -> Result<StreamRecord, StoreError> {
 }
 
 /// An item in DynamoDB's JSON.
-pub fn item_of(json: &Value) -> Result<Item, StoreError> {
+pub(crate) fn item_of(json: &Value) -> Result<Item, StoreError> {
     json.as_object()
         .ok_or_else(|| StoreError::Corrupt("an image that is not an object".into()))?
         .iter()

@@ -43,7 +43,7 @@ fn level_reason(strength: Strength) -> String {
 }
 
 /// The key of a subscriber's profile item.
-pub fn profile_key(email_key: &str) -> Item {
+pub(crate) fn profile_key(email_key: &str) -> Item {
     keys::subscriber_profile(email_key).into_item()
 }
 

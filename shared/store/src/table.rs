@@ -22,7 +22,7 @@ use crate::schema::keys::{IndexKey, Key};
 use crate::schema::{GSI1_PK, GSI1_SK, PK, SK, TABLE};
 
 /// One DynamoDB item.
-pub type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// DynamoDB's limit of keys in one `BatchGetItem`.
 const BATCH_GET_LIMIT: usize = 100;
@@ -106,7 +106,7 @@ pub(crate) fn n(value: impl ToString) -> AttributeValue {
 }
 
 /// Reads a string attribute.
-pub fn get_s<'i>(item: &'i Item, name: &str) -> Option<&'i str> {
+pub(crate) fn get_s<'i>(item: &'i Item, name: &str) -> Option<&'i str> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
@@ -228,7 +228,11 @@ impl Table {
     }
 
     /// Reads one item.
-    pub async fn get(&self, key: Item, consistent: bool) -> Result<Option<Item>, StoreError> {
+    pub(crate) async fn get(
+        &self,
+        key: Item,
+        consistent: bool,
+    ) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
