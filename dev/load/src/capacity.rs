@@ -102,19 +102,22 @@ fn value_size(v: &Value) -> usize {
     match tag.as_str() {
         "S" | "N" | "B" => inner.as_str().map_or(0, str::len),
         "BOOL" | "NULL" => 1,
-        "SS" | "NS" | "BS" => inner
-            .as_array()
-            .map_or(0, |a| a.iter().filter_map(Value::as_str).map(str::len).sum()),
-        "L" => 3 + inner.as_array().map_or(0, |a| a.iter().map(|x| 1 + value_size(x)).sum()),
+        "SS" | "NS" | "BS" => inner.as_array().map_or(0, |a| {
+            a.iter().filter_map(Value::as_str).map(str::len).sum()
+        }),
+        "L" => {
+            3 + inner
+                .as_array()
+                .map_or(0, |a| a.iter().map(|x| 1 + value_size(x)).sum())
+        }
         "M" => 3 + item_size(inner),
         _ => 0,
     }
 }
 
 fn item_size(item: &Value) -> usize {
-    item.as_object().map_or(0, |o| {
-        o.iter().map(|(k, v)| k.len() + value_size(v)).sum()
-    })
+    item.as_object()
+        .map_or(0, |o| o.iter().map(|(k, v)| k.len() + value_size(v)).sum())
 }
 
 /// Write units of a put of `item`: one per started KB.

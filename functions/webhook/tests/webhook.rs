@@ -11,8 +11,8 @@ use domain::tracking::{TokenSigner, TrackingTarget};
 use domain::{JobId, SubscriberStatus, SuppressionReason};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde_json::{Value, json};
 use local_stack::stream_poller::StreamPoller;
+use serde_json::{Value, json};
 use store::subscribers::SubscriberProfile;
 use testkit::{TestTable, unique};
 use webhook::{App, Config};
@@ -394,7 +394,11 @@ async fn campaign_counters_follow_the_metadata() {
     assert!(times.first_clicked_at.is_some());
     assert_eq!((job_1.opens.postmark, job_1.clicks.postmark), (1, 1));
     let p = profile(&env, "john@example.com").await.unwrap();
-    assert_eq!(p.counters.get("delivered"), Some(&2), "both deliveries went to john");
+    assert_eq!(
+        p.counters.get("delivered"),
+        Some(&2),
+        "both deliveries went to john"
+    );
 }
 
 #[tokio::test]
