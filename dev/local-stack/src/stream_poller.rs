@@ -330,14 +330,25 @@ pub async fn in_process(
     batch_size: usize,
     window: Duration,
 ) -> Result<StreamPoller, StreamPollError> {
-    let stream_arn = latest_stream_arn(&dynamodb, table).await?;
-    let app = std::sync::Arc::new(stream::App::with_clients(
+    let app = stream::App::with_clients(
         dynamodb,
         stream::Config {
             table_name: table.to_owned(),
             event_bus_name: None,
         },
-    ));
+    );
+    for_app(sdk, std::sync::Arc::new(app), batch_size, window).await
+}
+
+/// A poller that hands its table's stream, from the oldest record, to `app` in this process.
+pub async fn for_app(
+    sdk: &aws_config::SdkConfig,
+    app: std::sync::Arc<stream::App>,
+    batch_size: usize,
+    window: Duration,
+) -> Result<StreamPoller, StreamPollError> {
+    let stream_arn =
+        latest_stream_arn(&aws_sdk_dynamodb::Client::new(sdk), app.table.name()).await?;
     let invoke: InvokeFn = std::sync::Arc::new(move |event: Value| {
         let app = app.clone();
         Box::pin(async move {

@@ -12,8 +12,7 @@ use domain::events::{BounceClass, Event, EventKind, Source};
 use domain::feed::{EndedJob, FeedEvent, JobEnding};
 use domain::trace::{Campaign, CampaignKind, MessageTrace};
 use domain::{EmailType, JobId};
-use local_stack::poller::InvokeFn;
-use local_stack::stream_poller::{StreamPoller, StreamPollerConfig, latest_stream_arn};
+use local_stack::stream_poller::StreamPoller;
 use serde_json::Value;
 use store::events::Recorded;
 use store::feed::{FeedPublisher, FeedRoute};
@@ -52,29 +51,9 @@ impl Feed {
 
     /// A poller that hands the whole stream, from its oldest record, to the function in this process.
     async fn poller(&self, app: Arc<App>) -> StreamPoller {
-        let invoke: InvokeFn = Arc::new(move |event: Value| {
-            let app = app.clone();
-            Box::pin(async move {
-                stream::handle(&app, &event)
-                    .await
-                    .map(|()| Value::Null)
-                    .map_err(|e| e.to_string())
-            })
-        });
-        let stream_arn = latest_stream_arn(&self.t.aws.dynamodb, self.t.table.name())
+        local_stack::stream_poller::for_app(&self.t.aws.config, app, 100, Duration::ZERO)
             .await
-            .expect("the table's stream");
-        StreamPoller::in_process(
-            aws_sdk_dynamodbstreams::Client::new(&self.t.aws.config),
-            StreamPollerConfig {
-                stream_arn,
-                region: "us-east-1".into(),
-                invoke_url: String::new(),
-                batch_size: 100,
-                window: Duration::ZERO,
-            },
-            invoke,
-        )
+            .expect("the table's stream")
     }
 
     async fn hand_over_the_stream(&self) {
