@@ -362,10 +362,7 @@ pub async fn for_app(
         Client::new(sdk),
         StreamPollerConfig {
             stream_arn,
-            region: sdk
-                .region()
-                .map(|r| r.to_string())
-                .unwrap_or_else(|| "us-east-1".into()),
+            region: crate::region_of(sdk),
             invoke_url: String::new(),
             batch_size,
             window,

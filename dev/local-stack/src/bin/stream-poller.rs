@@ -28,19 +28,12 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    local_stack::init_tracing();
     let args = Args::parse();
     let sdk = store::aws::load_config().await;
     let stream_arn =
         latest_stream_arn(&aws_sdk_dynamodb::Client::new(&sdk), &args.table_name).await?;
-    let region = sdk
-        .region()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "us-east-1".into());
+    let region = local_stack::region_of(&sdk);
     let poller = StreamPoller::new(
         aws_sdk_dynamodbstreams::Client::new(&sdk),
         StreamPollerConfig {
