@@ -2,6 +2,7 @@
 //! the metadata that traces webhook events back, the stream, and Postmark's own tracking as the server
 //! asks for it.
 
+use chrono::{DateTime, Utc};
 use domain::MessageStream;
 use domain::jobs::SendJob;
 use domain::rewrite::{ClickUrl, insert_tracking};
@@ -66,13 +67,15 @@ fn joined(list: &[domain::jobs::Mailbox]) -> Option<String> {
     })
 }
 
-/// The message for `job` on `stream` of `server`, in the Postmark call `send_id`. `tracker` is needed
-/// when the job asks for native tracking (the caller refuses such a job without one).
+/// The message for `job` on `stream` of `server`, in the Postmark call `send_id` composed at `sent_at`.
+/// `tracker` is needed when the job asks for native tracking (the caller refuses such a job without
+/// one).
 pub fn email(
     job: &SendJob,
     server: &EmailServer,
     stream: &MessageStream,
     send_id: &str,
+    sent_at: DateTime<Utc>,
     tracker: Option<&Tracker>,
 ) -> Email {
     let html_body = match (&job.html_body, tracker) {
@@ -97,6 +100,10 @@ pub fn email(
         metadata: {
             let mut metadata = job.metadata();
             metadata.insert(domain::trace::SEND_ID.to_owned(), send_id.to_owned());
+            metadata.insert(
+                domain::trace::SENT_AT.to_owned(),
+                domain::trace::format_sent_at(sent_at),
+            );
             metadata
         },
         message_stream: Some(stream.as_str().to_owned()),

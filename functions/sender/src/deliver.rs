@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use domain::MessageStream;
 use domain::jobs::SendJob;
 use domain::servers::{Delivery, EmailServer, SmtpAuthentication};
@@ -122,13 +123,19 @@ pub async fn deliver(
                 continue;
             }
         };
+        let sent_at = Utc::now();
         let emails: Vec<(usize, Email)> = jobs
             .iter()
             .map(|(i, job)| {
-                (
-                    *i,
-                    compose::email(job, group.server, group.stream, &group.send_id, tracker),
-                )
+                let email = compose::email(
+                    job,
+                    group.server,
+                    group.stream,
+                    &group.send_id,
+                    sent_at,
+                    tracker,
+                );
+                (*i, email)
             })
             .collect();
         match &group.server.delivery {

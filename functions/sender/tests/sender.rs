@@ -28,7 +28,9 @@ async fn twelve_hundred_jobs_go_out_in_three_batch_calls_at_about_one_request_ea
         })
         .collect();
 
+    let before = Utc::now();
     let failures = env.run(&records).await;
+    let after = Utc::now();
 
     assert!(failures.is_empty(), "{failures:?}");
     assert_eq!(batch_calls(&env), 3, "ceil(1200 / 500) Postmark calls");
@@ -67,6 +69,31 @@ async fn twelve_hundred_jobs_go_out_in_three_batch_calls_at_about_one_request_ea
     assert_eq!(message.metadata["broadcast_id"], "b-spring");
     assert_eq!(message.metadata["subscriber_id"], "sub-bulk-0042");
     assert_eq!(message.metadata["email_type"], "broadcast");
+    let trace = domain::trace::MessageTrace::from_metadata(&message.metadata);
+    let sent = trace.sent_at.expect("the send time in the metadata");
+    assert_eq!(
+        message.metadata["sent_at"],
+        domain::trace::format_sent_at(sent)
+    );
+    assert!(
+        before.timestamp() <= sent.timestamp() && sent <= after,
+        "{sent} outside {before}..{after}"
+    );
+    // The messages composed together (one server and stream: one send_id over the three batch calls)
+    // carry one send time.
+    let messages = env.sim.messages();
+    let mut per_send = std::collections::BTreeMap::<&str, std::collections::BTreeSet<&str>>::new();
+    for m in &messages {
+        per_send
+            .entry(m.metadata["send_id"].as_str())
+            .or_default()
+            .insert(m.metadata["sent_at"].as_str());
+    }
+    assert_eq!(per_send.len(), 1, "{per_send:?}");
+    assert!(
+        per_send.values().all(|times| times.len() == 1),
+        "{per_send:?}"
+    );
     assert_eq!(
         job.recipient.as_ref().map(EmailAddress::as_str),
         Some("reader42@example.org")
@@ -222,7 +249,8 @@ async fn smtp_goes_through_starttls_and_auth_on_pooled_connections() {
             let mut job = transactional(&format!("smtp-{i}"), &format!("buyer{i}@example.org"));
             job["server_id"] = json!("smtp-2");
             job["headers"] = json!({"X-Order": format!("order-{i}")});
-            job["metadata"] = json!({"order": format!("o-{i}")});
+            // The sender's own key wins over a producer's, in any case.
+            job["metadata"] = json!({"order": format!("o-{i}"), "Sent_At": "forged"});
             record(&job)
         })
         .collect();
@@ -255,6 +283,9 @@ async fn smtp_goes_through_starttls_and_auth_on_pooled_connections() {
     assert_eq!(message.metadata["job_id"], "smtp-3");
     assert_eq!(message.metadata["email_type"], "transactional");
     assert_eq!(message.metadata["order"], "o-3");
+    assert!(!message.metadata.contains_key("Sent_At"));
+    let trace = domain::trace::MessageTrace::from_metadata(&message.metadata);
+    assert!(trace.sent_at.is_some(), "{:?}", message.metadata);
     assert!(
         message
             .headers
