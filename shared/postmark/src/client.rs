@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use reqwest::{Method, StatusCode};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
@@ -115,9 +115,9 @@ impl PostmarkClient {
         let (status, body) = self
             .call(Method::POST, &["email"], &[], Some(email))
             .await?;
-        item_outcome(status.as_u16(), body.clone())
+        item_outcome(status.as_u16(), body)
             .map_err(PostmarkError::from)?
-            .map_or_else(|| Err(unexpected(status, &body, None)), Ok)
+            .map_err(|body| unexpected(status, &body, None))
     }
 
     /// Sends up to [`MAX_BATCH_SIZE`] messages in one call (`POST /email/batch`).
@@ -152,9 +152,9 @@ impl PostmarkClient {
         }
         items
             .into_iter()
-            .map(|item| match item_outcome(status.as_u16(), item.clone()) {
-                Ok(Some(receipt)) => Ok(Ok(receipt)),
-                Ok(None) => Err(unexpected(status, &item, None)),
+            .map(|item| match item_outcome(status.as_u16(), item) {
+                Ok(Ok(receipt)) => Ok(Ok(receipt)),
+                Ok(Err(item)) => Err(unexpected(status, &item, None)),
                 Err(api) => Ok(Err(api)),
             })
             .collect()
@@ -417,23 +417,25 @@ fn interpret(status: StatusCode, bytes: &[u8]) -> Result<(StatusCode, Value), Po
     }
 }
 
-/// One send answer: `Ok(Some)` accepted, `Err` Postmark's error for it, `Ok(None)` not an object.
-fn item_outcome(status: u16, item: Value) -> Result<Option<SendReceipt>, ApiError> {
-    let Value::Object(object) = item else {
-        return Ok(None);
-    };
-    let code = object
+/// One send answer: `Ok(Ok)` accepted, `Err` Postmark's error for it, `Ok(Err)` the answer given back
+/// when it is not an object that reads as a receipt.
+fn item_outcome(status: u16, item: Value) -> Result<Result<SendReceipt, Value>, ApiError> {
+    if !item.is_object() {
+        return Ok(Err(item));
+    }
+    let code = item
         .get("ErrorCode")
         .and_then(crate::serde_util::value_as_i64)
         .filter(|code| *code != 0);
     if let Some(code) = code {
-        let message = object
+        let message = item
             .get("Message")
             .and_then(Value::as_str)
             .unwrap_or_default();
         return Err(ApiError::new(status, Some(code), message));
     }
-    Ok(serde_json::from_value(Value::Object(object)).ok())
+    // Read in place: the answer is only needed again when it does not read.
+    Ok(SendReceipt::deserialize(&item).map_err(|_| item))
 }
 
 fn decode<T: DeserializeOwned>(status: StatusCode, body: Value) -> Result<T, PostmarkError> {
@@ -448,7 +450,7 @@ fn decode<T: DeserializeOwned>(status: StatusCode, body: Value) -> Result<T, Pos
             .unwrap_or_default();
         return Err(ApiError::new(status.as_u16(), Some(code), message).into());
     }
-    serde_json::from_value(body.clone()).map_err(|source| unexpected(status, &body, Some(source)))
+    T::deserialize(&body).map_err(|source| unexpected(status, &body, Some(source)))
 }
 
 fn unexpected(
