@@ -229,34 +229,34 @@ impl Work {
             Work::Api { client, via, chunk } => {
                 // A batch Postmark finds too large is split and sent again; a single message that is
                 // too large fails.
-                let mut pending = vec![chunk];
-                while let Some(chunk) = pending.pop() {
+                let (jobs, emails): (Vec<usize>, Vec<Email>) = chunk.into_iter().unzip();
+                let mut pending = vec![(jobs, emails)];
+                while let Some((jobs, emails)) = pending.pop() {
                     if !deadline.allows_call() {
-                        done.extend(chunk.iter().map(|(i, _)| (*i, Verdict::NotStarted)));
+                        done.extend(jobs.iter().map(|i| (*i, Verdict::NotStarted)));
                         continue;
                     }
-                    let emails: Vec<Email> = chunk.iter().map(|(_, e)| e.clone()).collect();
                     calls.api_batches += 1;
+                    let recipients = || emails.iter().map(|e| e.to.as_deref().unwrap_or_default());
                     match client.send_batch(&emails).await {
                         Ok(items) => {
-                            for ((i, email), item) in chunk.iter().zip(items) {
-                                let recipient = email.to.as_deref().unwrap_or_default();
+                            for ((i, recipient), item) in jobs.iter().zip(recipients()).zip(items) {
                                 done.push((*i, verdict::api_item(item, &via, recipient)));
                             }
                         }
-                        Err(e) if too_large(&e) && chunk.len() > 1 => {
+                        Err(e) if too_large(&e) && jobs.len() > 1 => {
                             info!(
-                                size = chunk.len(),
+                                size = jobs.len(),
                                 "Postmark found the batch too large; splitting it"
                             );
-                            let mut first = chunk;
-                            let second = first.split_off(first.len() / 2);
+                            let (mut jobs, mut emails) = (jobs, emails);
+                            let half = jobs.len() / 2;
+                            let second = (jobs.split_off(half), emails.split_off(half));
                             pending.push(second);
-                            pending.push(first);
+                            pending.push((jobs, emails));
                         }
                         Err(e) => {
-                            for (i, email) in &chunk {
-                                let recipient = email.to.as_deref().unwrap_or_default();
+                            for (i, recipient) in jobs.iter().zip(recipients()) {
                                 done.push((*i, verdict::api_call(&e, &via, recipient)));
                             }
                         }

@@ -35,6 +35,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use domain::jobs::{SendJob, SkipReason, skip_reason};
@@ -78,8 +79,18 @@ pub struct App {
     smtp: Mutex<HashMap<(ServerId, String), SmtpEntry>>,
 }
 
+/// The SDK settings the function's AWS clients are built with. Stalled-stream protection is off: it
+/// wraps every request and answer body in a throughput check with a timer, and its 20 s grace period
+/// can never end before the policy's attempt timeout cuts a stuck request.
+pub fn sdk_config(sdk: &aws_config::SdkConfig) -> aws_config::SdkConfig {
+    sdk.to_builder()
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        .build()
+}
+
 impl App {
     pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Result<Self, ConfigError> {
+        let sdk = sdk_config(sdk);
         // A batch's writes (100-item transactions, 25-item batches) take longer than single items.
         let policy = store::aws::StorePolicy {
             operation_timeout: Duration::from_secs(20),
@@ -87,9 +98,9 @@ impl App {
             ..store::aws::StorePolicy::default()
         };
         Self::with_clients(
-            store::aws::dynamodb_client(sdk, &policy),
-            store::aws::secrets_client(sdk, &policy),
-            store::aws::sqs_client(sdk, &policy),
+            store::aws::dynamodb_client(&sdk, &policy),
+            store::aws::secrets_client(&sdk, &policy),
+            store::aws::sqs_client(&sdk, &policy),
             config,
         )
     }

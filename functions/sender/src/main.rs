@@ -2,7 +2,9 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use sender::{App, Config};
 
-#[tokio::main]
+// One invocation at a time, on a fraction of a vCPU: a second thread would only add cross-thread
+// wake-ups to every request.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt()
         .json()
