@@ -35,6 +35,11 @@ pub struct SenderReport {
     pub elapsed: Duration,
     /// Time spent inside the handler (what Lambda bills), summed over batches.
     pub handler: Duration,
+    /// The process's CPU seconds while the handler ran, summed over batches: the function's work, its
+    /// SDK requests and connections included (the poller only waits for the answer meanwhile).
+    pub handler_cpu_seconds: f64,
+    /// The process's CPU seconds over the whole drain: the handler's, the poller's (the event source
+    /// mapping's, AWS's work in Lambda, not the function's) and the harness's.
     pub cpu_seconds: f64,
     /// The function's own requests (DynamoDB, Secrets Manager).
     pub function: Usage,
@@ -134,7 +139,8 @@ async fn sim_counters(api_url: &str) -> (std::collections::BTreeMap<String, u64>
 
 pub async fn run(load: &SenderLoad) -> SenderReport {
     let sdk = testkit::sdk_config().await;
-    let clients = MeteredClients::new(&sdk);
+    // The function's clients with the function's SDK settings.
+    let clients = MeteredClients::new(&sender::sdk_config(&sdk));
     let source = MeteredClients::new(&sdk);
     let plain_sqs = aws_sdk_sqs::Client::new(&sdk);
     let table_name = testkit::unique("load-sender");
@@ -193,8 +199,8 @@ pub async fn run(load: &SenderLoad) -> SenderReport {
         .expect("enqueue");
     assert_eq!(refused, 0, "SQS refused jobs");
 
-    // The handler's future is driven here, next to the poller, rather than inside the poller's boxed
-    // (Send) future: the poller hands each event over a channel.
+    // The poller hands each event over a channel to the function, which runs as its binary runs it: on a
+    // current-thread runtime of its own (here on a thread of its own).
     type Reply = tokio::sync::oneshot::Sender<SqsBatchResponse>;
     let (to_handler, mut events) = tokio::sync::mpsc::unbounded_channel::<(SqsEvent, Reply)>();
     let invoke: InvokeFn = Arc::new(move |event: Value| {
@@ -228,15 +234,23 @@ pub async fn run(load: &SenderLoad) -> SenderReport {
     source.meter.reset();
     let cpu_before = messages::cpu_seconds();
     let started = Instant::now();
-    let mut handler = Duration::ZERO;
-    let handling = async {
-        while let Some((event, reply)) = events.recv().await {
-            let t = Instant::now();
-            let answer = sender::handle(&app, event).await;
-            handler += t.elapsed();
-            let _ = reply.send(answer);
-        }
-    };
+    let handler_thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the function's runtime");
+        runtime.block_on(async move {
+            let (mut handler, mut handler_cpu) = (Duration::ZERO, 0.0);
+            while let Some((event, reply)) = events.recv().await {
+                let (t, cpu) = (Instant::now(), messages::cpu_seconds());
+                let answer = sender::handle(&app, event).await;
+                handler += t.elapsed();
+                handler_cpu += messages::cpu_seconds() - cpu;
+                let _ = reply.send(answer);
+            }
+            (handler, handler_cpu)
+        })
+    });
     let draining = async move {
         let mut batches = 0;
         let mut failed_items = 0;
@@ -253,7 +267,8 @@ pub async fn run(load: &SenderLoad) -> SenderReport {
         }
         (batches, failed_items)
     };
-    let ((batches, failed_items), ()) = tokio::join!(draining, handling);
+    let (batches, failed_items) = draining.await;
+    let (handler, handler_cpu_seconds) = handler_thread.join().expect("the function's thread");
     // The last poll waited on an empty queue; that wait is not work.
     let elapsed = started.elapsed().saturating_sub(Duration::from_secs(2));
     let cpu_seconds = messages::cpu_seconds() - cpu_before;
@@ -287,6 +302,7 @@ pub async fn run(load: &SenderLoad) -> SenderReport {
         batches,
         elapsed,
         handler,
+        handler_cpu_seconds,
         cpu_seconds,
         function,
         event_source,
