@@ -10,7 +10,8 @@
 #   dev/bench.sh sender-faults  1,000 jobs ($JOBS) under Postmark and DynamoDB faults and kills, counted per
 #                             job; seeds $SEEDS (default "1 2 3"); not part of `all`
 #   dev/bench.sh cold-start   spawn to first request for work of each release binary, and its size
-#   dev/bench.sh compare      Node's `postmark` client, the Postmark crate and the whole sender, one run
+#   dev/bench.sh compare      Node's `postmark` client (warmed by one unmeasured batch), the Postmark crate
+#                             and the whole sender (CPU while its handler runs), one run
 #   dev/bench.sh all          all of the above
 #
 # N (default 10000) sets the number of events, jobs and messages. LOAD_PROFILE=dev runs the load
@@ -137,6 +138,10 @@ for r in rows:
     r["cpu"] = r["cpu_seconds"] / r["messages"] * 1000
     r["pcpu"] = r["process_cpu_seconds"] / r["messages"] * 1000
     print(f"{r['client']:<16} {r['messages']:>8} {r['calls']:>6} {r['rate']:>9.0f} {r['cpu']:>18.3f} {r['pcpu']:>21.3f}")
+for r in rows:
+    if "drain_cpu_seconds" in r:
+        print(f"{r['client']}: {r['drain_cpu_seconds'] / r['messages'] * 1000:.3f} CPU s/1000 over the whole drain "
+              "(the handler's, the poller's and the harness's; the send column is the handler's alone)")
 node = next(r for r in rows if r["client"] == "postmark-node")
 print()
 for r in rows:

@@ -1,7 +1,9 @@
 // Postmark's official Node.js client (npm `postmark`) sending the load messages to the simulator in
 // batches of 500 with ServerClient.sendEmailBatch, one batch at a time, as the Rust side does.
 // Usage: node send.mjs <simulator URL> <server token> <messages.json>
-// Prints `RESULT {...}` with wall seconds and the CPU seconds spent while sending.
+// Prints `RESULT {...}` with wall seconds and the CPU seconds spent while sending. One batch goes out
+// first, unmeasured, so that the measured ones run warm (compiled by the JIT, connection open), as a
+// long-lived sender runs and as the Rust clients, compiled ahead of time, run from the start.
 import { readFileSync } from "node:fs";
 import postmark from "postmark";
 
@@ -17,6 +19,8 @@ const client = new postmark.ServerClient(token, {
   timeout: 60,
 });
 const messages = JSON.parse(readFileSync(file, "utf8"));
+
+await client.sendEmailBatch(messages.slice(0, 500));
 
 const cpuBefore = process.cpuUsage();
 const started = process.hrtime.bigint();
