@@ -304,10 +304,9 @@ async fn webhook(events: usize, concurrency: usize, memory_mb: u32) {
         r.stream_slowest_batch.as_secs_f64(),
         r.stats_lag.as_secs_f64()
     );
-    let stream_gb_seconds = r.stream_batches as f64
-        * r.stream_slowest_batch.as_secs_f64()
-        * f64::from(memory_mb)
-        / 1024.0;
+    let stream_gb_seconds =
+        r.stream_batches as f64 * r.stream_slowest_batch.as_secs_f64() * f64::from(memory_mb)
+            / 1024.0;
     cost::print(
         "per million events, at the measured mean latency (stream batches at their slowest)",
         &PerUnit {
