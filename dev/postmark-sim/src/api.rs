@@ -31,7 +31,6 @@ pub(crate) fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/email", post(send_email))
         .route("/email/batch", post(send_batch))
-        .route("/server", get(server_info))
         .route("/message-streams", get(list_streams))
         .route("/message-streams/{stream}", get(get_stream))
         .route(
@@ -46,7 +45,38 @@ pub(crate) fn routes() -> Router<Arc<Sim>> {
             "/message-streams/{stream}/suppressions/delete",
             post(delete_suppressions),
         )
+        .route("/server", get(server_info).put(edit_server))
+        .route("/bounces", get(crate::bounces_api::list))
+        .route("/bounces/{id}", get(crate::bounces_api::get_one))
+        .route("/bounces/{id}/dump", get(crate::bounces_api::dump))
         .route("/bounces/{id}/activate", put(activate_bounce))
+        .route(
+            "/webhooks",
+            get(crate::webhooks_api::list).post(crate::webhooks_api::create),
+        )
+        .route(
+            "/webhooks/{id}",
+            get(crate::webhooks_api::get_one)
+                .put(crate::webhooks_api::edit)
+                .delete(crate::webhooks_api::delete),
+        )
+        .route(
+            "/webhooks/{id}/verify",
+            post(crate::webhooks_api::verify_now),
+        )
+        .route("/messages/outbound/opens", get(crate::messages_api::opens))
+        .route(
+            "/messages/outbound/clicks",
+            get(crate::messages_api::clicks),
+        )
+        .route(
+            "/messages/outbound/opens/{id}",
+            get(crate::messages_api::opens_of),
+        )
+        .route(
+            "/messages/outbound/clicks/{id}",
+            get(crate::messages_api::clicks_of),
+        )
         .route("/messages/outbound", get(crate::messages_api::search))
         .route(
             "/messages/outbound/{id}/details",
@@ -146,14 +176,14 @@ fn authorize(sim: &Sim, headers: &HeaderMap, send: bool) -> Result<Caller, Respo
     }
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
     axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| too_large())
 }
 
 /// Postmark's answer to JSON it cannot use: 402 for broken JSON, 403 for JSON of the wrong shape.
-fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
     serde_json::from_slice(bytes).map_err(|parse_error| {
         if parse_error.is_data() {
             error(422, 403, "Received valid, but incompatible JSON input.")
@@ -411,6 +441,107 @@ async fn server_info(
 ) -> Reply {
     let (server, token) =
         management(&sim, "GET /server", "/server", &headers, false, &killer).await?;
+    Ok(server_reply(&server, &token))
+}
+
+/// The body of `PUT /server`: the settings the simulator acts on (others are ignored).
+#[derive(Debug, Default, Deserialize)]
+struct ServerEdit {
+    #[serde(rename = "Name", default)]
+    name: Option<String>,
+    #[serde(rename = "TrackOpens", default)]
+    track_opens: Option<bool>,
+    #[serde(rename = "TrackLinks", default)]
+    track_links: Option<String>,
+    #[serde(rename = "PostFirstOpenOnly", default)]
+    post_first_open_only: Option<bool>,
+    #[serde(rename = "SmtpApiActivated", default)]
+    smtp_api_activated: Option<bool>,
+    #[serde(rename = "EnableSmtpApiErrorHooks", default)]
+    enable_smtp_api_error_hooks: Option<bool>,
+    #[serde(rename = "IncludeBounceContentInHook", default)]
+    include_bounce_content_in_hook: Option<bool>,
+    #[serde(rename = "DeliveryType", default)]
+    delivery_type: Option<String>,
+}
+
+/// `TrackLinks` as the server API writes it (the account API's `...Tracking` spelling too).
+fn track_links_value(text: &str) -> Option<postmark::TrackLinks> {
+    use postmark::TrackLinks;
+    match text
+        .trim()
+        .to_ascii_lowercase()
+        .trim_end_matches("tracking")
+    {
+        "none" => Some(TrackLinks::None),
+        "htmlandtext" => Some(TrackLinks::HtmlAndText),
+        "htmlonly" => Some(TrackLinks::HtmlOnly),
+        "textonly" => Some(TrackLinks::TextOnly),
+        _ => None,
+    }
+}
+
+async fn edit_server(
+    State(sim): State<Arc<Sim>>,
+    Extension(killer): Extension<ConnectionKiller>,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let (server, token) =
+        management(&sim, "PUT /server", "/server", &headers, true, &killer).await?;
+    let bytes = read_body(body, MAX_MESSAGE_BYTES).await?;
+    let edit: ServerEdit = parse_json(&bytes)?;
+    let mut config = server.config.clone();
+    if let Some(name) = edit.name {
+        if name.trim().is_empty() {
+            return Err(error(422, 601, "The server name may not be empty."));
+        }
+        config.name = name;
+    }
+    if let Some(links) = edit.track_links {
+        config.track_links = Some(track_links_value(&links).ok_or_else(|| {
+            error(
+                422,
+                605,
+                "Invalid 'TrackLinks' value: use None, HtmlAndText, HtmlOnly or TextOnly.",
+            )
+        })?);
+    }
+    if let Some(kind) = edit.delivery_type {
+        let kind = match kind.trim().to_ascii_lowercase().as_str() {
+            "live" => "Live",
+            "sandbox" => "Sandbox",
+            _ => {
+                return Err(error(
+                    422,
+                    606,
+                    "Invalid 'DeliveryType' value: use Live or Sandbox.",
+                ));
+            }
+        };
+        config.delivery_type = kind.to_owned();
+    }
+    let set = |flag: &mut bool, value: Option<bool>| {
+        if let Some(value) = value {
+            *flag = value;
+        }
+    };
+    set(&mut config.track_opens, edit.track_opens);
+    set(&mut config.post_first_open_only, edit.post_first_open_only);
+    set(&mut config.smtp_api_activated, edit.smtp_api_activated);
+    set(
+        &mut config.enable_smtp_api_error_hooks,
+        edit.enable_smtp_api_error_hooks,
+    );
+    set(
+        &mut config.include_bounce_content_in_hook,
+        edit.include_bounce_content_in_hook,
+    );
+    let server = sim.configure_server(config);
+    Ok(server_reply(&server, &token))
+}
+
+fn server_reply(server: &Server, token: &str) -> Response {
     let config = &server.config;
     let hash = format!(
         "{:016x}{:016x}",
@@ -418,7 +549,7 @@ async fn server_info(
         server.id.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
     );
     // Only the token of this request: another token of the server is never shown.
-    Ok(json_reply(
+    json_reply(
         200,
         &json!({
             "ID": server.id,
@@ -435,16 +566,16 @@ async fn server_info(
             "OpenHookUrl": "",
             "DeliveryHookUrl": "",
             "ClickHookUrl": "",
-            "PostFirstOpenOnly": false,
+            "PostFirstOpenOnly": config.post_first_open_only,
             "InboundDomain": "",
             "InboundHash": hash,
             "InboundSpamThreshold": 0,
             "TrackOpens": config.track_opens,
             "TrackLinks": config.track_links.unwrap_or(postmark::TrackLinks::None),
-            "IncludeBounceContentInHook": false,
-            "EnableSmtpApiErrorHooks": false,
+            "IncludeBounceContentInHook": config.include_bounce_content_in_hook,
+            "EnableSmtpApiErrorHooks": config.enable_smtp_api_error_hooks,
         }),
-    ))
+    )
 }
 
 fn stream_info(server: &Server, stream: &crate::config::StreamConfig) -> MessageStreamInfo {
@@ -472,7 +603,7 @@ fn stream_info(server: &Server, stream: &crate::config::StreamConfig) -> Message
     }
 }
 
-fn stream_not_found() -> Response {
+pub(crate) fn stream_not_found() -> Response {
     error(
         422,
         1226,

@@ -58,6 +58,13 @@ pub struct ServerConfig {
     pub smtp_api_activated: bool,
     /// `DeliveryType`: `Live` or `Sandbox` (both deliver nothing here).
     pub delivery_type: String,
+    /// `PostFirstOpenOnly`: the server-level webhooks (those configured here, like Postmark's
+    /// legacy hook URLs) get only the first open of each recipient.
+    pub post_first_open_only: bool,
+    /// `EnableSmtpApiErrorHooks`: SMTP API errors are posted to the Bounce webhooks.
+    pub enable_smtp_api_error_hooks: bool,
+    /// `IncludeBounceContentInHook`: the server-level webhooks carry the bounce dump in `Content`.
+    pub include_bounce_content_in_hook: bool,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +87,9 @@ impl Default for ServerConfig {
             spam_complaint_addresses: Vec::new(),
             smtp_api_activated: true,
             delivery_type: "Live".to_owned(),
+            post_first_open_only: false,
+            enable_smtp_api_error_hooks: false,
+            include_bounce_content_in_hook: false,
         }
     }
 }
@@ -377,6 +387,8 @@ pub struct SimOptions {
     /// How long after acceptance a message appears in the Messages API (search and details):
     /// Postmark's search is eventually consistent, and code that looks a send up must cope.
     pub search_delay: Duration,
+    /// Webhook events lost for good (as if every retry had failed).
+    pub webhook_loss: WebhookLoss,
 }
 
 impl Default for SimOptions {
@@ -389,6 +401,7 @@ impl Default for SimOptions {
             webhooks: WebhookOptions::default(),
             max_stored: 200_000,
             search_delay: Duration::ZERO,
+            webhook_loss: WebhookLoss::default(),
         }
     }
 }
@@ -406,4 +419,28 @@ impl SimOptions {
             ..Self::default()
         }
     }
+}
+
+/// A fault of the webhook posting: a seeded share of the webhook posts (one event to one webhook)
+/// is never delivered, as if every retry had failed. Everything else about their messages (search,
+/// details, bounces, opens and clicks, suppressions) stays as it was, so that a recovery process
+/// can find them.
+///
+/// ```
+/// use postmark_sim::WebhookLoss;
+///
+/// let loss: WebhookLoss = serde_json::from_str(r#"{"share": 0.25, "seed": 7, "tag": "welcome"}"#).unwrap();
+/// assert_eq!(loss.stream, None);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookLoss {
+    /// Share of the matching posts lost, 0.0 to 1.0 (0 = none).
+    pub share: f64,
+    /// Seed of the generator that picks them: the same posts in the same order lose the same ones.
+    pub seed: u64,
+    /// Only events of messages with this tag.
+    pub tag: Option<String>,
+    /// Only events of this stream.
+    pub stream: Option<String>,
 }

@@ -9,13 +9,13 @@ use std::time::Duration;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::{json_reply, suppressed_addresses};
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, WebhookLoss};
 use crate::faults::Faults;
 use crate::pipeline::{ClickRequest, EngagementError, OpenRequest};
 use crate::state::{Sim, StoredMessage, Via, lock};
@@ -43,6 +43,14 @@ pub(crate) fn routes(ca_pem: Arc<str>) -> axum::Router<Arc<Sim>> {
             "/_sim/search_delay",
             get(get_search_delay).put(set_search_delay),
         )
+        .route(
+            "/_sim/webhook_loss",
+            get(get_webhook_loss)
+                .put(set_webhook_loss)
+                .delete(clear_webhook_loss),
+        )
+        .route("/_sim/api_webhooks", get(list_api_webhooks))
+        .route("/_sim/api_webhooks/{id}", put(set_api_webhook_status))
         .route("/_sim/reset", post(reset))
         .route("/_sim/settle", post(settle))
         .route("/_sim/counters", get(counters))
@@ -276,6 +284,102 @@ async fn set_search_delay(
     let delay = body(payload)?;
     sim.set_search_delay(Duration::from_millis(delay.ms));
     Ok(json_reply(200, &delay))
+}
+
+/// The answer of `GET /_sim/webhook_loss`: the setting and the posts it lost.
+#[derive(Debug, Serialize)]
+struct LossReport {
+    #[serde(flatten)]
+    loss: WebhookLoss,
+    lost: usize,
+    events: Vec<WebhookDelivery>,
+}
+
+fn loss_report(sim: &Sim) -> Response {
+    let events: Vec<WebhookDelivery> = sim
+        .outbox
+        .deliveries()
+        .into_iter()
+        .filter(|delivery| delivery.state == DeliveryState::Lost)
+        .collect();
+    json_reply(
+        200,
+        &LossReport {
+            loss: sim.outbox.loss(),
+            lost: events.len(),
+            events,
+        },
+    )
+}
+
+async fn get_webhook_loss(State(sim): State<Arc<Sim>>) -> Response {
+    loss_report(&sim)
+}
+
+async fn set_webhook_loss(
+    State(sim): State<Arc<Sim>>,
+    payload: Result<Json<WebhookLoss>, JsonRejection>,
+) -> Result<Response, Response> {
+    let loss = body(payload)?;
+    if !(0.0..=1.0).contains(&loss.share) {
+        return Err(bad_request(format!(
+            "share {} is outside 0.0..=1.0",
+            loss.share
+        )));
+    }
+    sim.outbox.set_loss(loss);
+    Ok(loss_report(&sim))
+}
+
+async fn clear_webhook_loss(State(sim): State<Arc<Sim>>) -> Response {
+    sim.outbox.set_loss(WebhookLoss::default());
+    loss_report(&sim)
+}
+
+async fn list_api_webhooks(State(sim): State<Arc<Sim>>) -> Response {
+    json_reply(200, &crate::webhooks_api::all(&sim))
+}
+
+/// The body of `PUT /_sim/api_webhooks/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookStatus {
+    /// `verified`, or `unverified` (paused: it receives no events).
+    status: String,
+}
+
+async fn set_api_webhook_status(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<i64>,
+    payload: Result<Json<WebhookStatus>, JsonRejection>,
+) -> Result<Response, Response> {
+    let status = body(payload)?;
+    let verified = match status.status.as_str() {
+        "verified" => true,
+        "unverified" | "paused" => false,
+        other => {
+            return Err(bad_request(format!(
+                "status {other:?} is neither verified nor unverified"
+            )));
+        }
+    };
+    let found = match lock(&sim.api_webhooks).get_mut(&id) {
+        Some(webhook) => {
+            webhook.verified = verified;
+            true
+        }
+        None => false,
+    };
+    if !found {
+        return Err(json_reply(
+            404,
+            &json!({ "error": "no webhook with this ID" }),
+        ));
+    }
+    Ok(json_reply(
+        200,
+        &json!({ "id": id, "status": status.status }),
+    ))
 }
 
 async fn reset(State(sim): State<Arc<Sim>>) -> Response {

@@ -30,6 +30,7 @@
 
 mod address;
 mod api;
+mod bounces_api;
 mod config;
 mod control;
 mod eastern;
@@ -41,6 +42,7 @@ mod smtp;
 mod state;
 mod tls;
 mod webhooks;
+mod webhooks_api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,7 +56,7 @@ pub use api::SuppressedAddress;
 pub use config::{
     BOUNCE_TESTING_DOMAIN, DEFAULT_BROADCAST_STREAM, DEFAULT_TRANSACTIONAL_STREAM, HttpAuth,
     SPAM_COMPLAINT_DOMAIN, ServerConfig, SimOptions, StreamConfig, StreamType, Triggers,
-    WebhookConfig, WebhookOptions,
+    WebhookConfig, WebhookLoss, WebhookOptions,
 };
 pub use control::Settled;
 pub use faults::{FaultAction, FaultRule, Faults};
@@ -249,6 +251,22 @@ impl Simulator {
     /// details), as `SimOptions::search_delay` does at start.
     pub fn set_search_delay(&self, delay: Duration) {
         self.sim.set_search_delay(delay);
+    }
+
+    /// Replaces the webhook-loss fault (its generator starts again from its seed), as
+    /// `SimOptions::webhook_loss` does at start.
+    pub fn set_webhook_loss(&self, loss: WebhookLoss) {
+        self.sim.outbox.set_loss(loss);
+    }
+
+    /// The webhook posts lost for good by the webhook-loss fault, oldest first.
+    pub fn lost_webhooks(&self) -> Vec<WebhookDelivery> {
+        self.sim
+            .outbox
+            .deliveries()
+            .into_iter()
+            .filter(|delivery| delivery.state == DeliveryState::Lost)
+            .collect()
     }
 
     /// Replaces the fault plan.

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use postmark_sim::{ServerConfig, SimOptions, Simulator, WebhookConfig, WebhookOptions};
+use postmark_sim::{
+    ServerConfig, SimOptions, Simulator, WebhookConfig, WebhookLoss, WebhookOptions,
+};
 
 /// A local stand-in for Postmark (not Postmark): its email API (`/email`, `/email/batch`, `/server`,
 /// message streams, suppressions, bounce reactivation), SMTP submission with STARTTLS and AUTH,
@@ -102,6 +104,23 @@ struct Args {
     #[arg(long, env = "POSTMARK_SIM_SEARCH_DELAY_MS", default_value_t = 0)]
     search_delay_ms: u64,
 
+    /// Share (0.0 to 1.0) of webhook posts lost for good, as if every retry had failed; the lost
+    /// ones are listed at GET /_sim/webhook_loss.
+    #[arg(long, env = "POSTMARK_SIM_WEBHOOK_LOSS_SHARE", default_value_t = 0.0)]
+    webhook_loss_share: f64,
+
+    /// Seed of the generator that picks the lost webhook posts.
+    #[arg(long, default_value_t = 0)]
+    webhook_loss_seed: u64,
+
+    /// Lose only webhooks of messages with this tag.
+    #[arg(long)]
+    webhook_loss_tag: Option<String>,
+
+    /// Lose only webhooks of this stream.
+    #[arg(long)]
+    webhook_loss_stream: Option<String>,
+
     /// Host name used in SMTP greetings and the certificate.
     #[arg(long, default_value = "localhost")]
     hostname: String,
@@ -166,6 +185,11 @@ async fn run(args: Args) -> Result<(), CliError> {
             "--webhook-delay-scale must be 0 or more".into(),
         ));
     }
+    if !(0.0..=1.0).contains(&args.webhook_loss_share) {
+        return Err(CliError::Invalid(
+            "--webhook-loss-share must be between 0 and 1".into(),
+        ));
+    }
     let options = SimOptions {
         api_addr: args.api_addr,
         smtp_addr: (!args.no_smtp).then_some(args.smtp_addr),
@@ -179,6 +203,12 @@ async fn run(args: Args) -> Result<(), CliError> {
         },
         max_stored: args.max_stored,
         search_delay: Duration::from_millis(args.search_delay_ms),
+        webhook_loss: WebhookLoss {
+            share: args.webhook_loss_share,
+            seed: args.webhook_loss_seed,
+            tag: args.webhook_loss_tag.clone(),
+            stream: args.webhook_loss_stream.clone(),
+        },
     };
     let sim = Simulator::start(options).await?;
     if let Some(path) = &args.ca_pem_out {

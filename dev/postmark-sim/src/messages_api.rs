@@ -50,7 +50,7 @@ struct Search {
 }
 
 /// `2021-01-01T12:00:00` (or a date alone: its start, or its end for `todate`), read as Eastern.
-fn eastern_bound(text: &str, upper: bool) -> Option<DateTime<Utc>> {
+pub(crate) fn eastern_bound(text: &str, upper: bool) -> Option<DateTime<Utc>> {
     let text = text.trim();
     let local = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]
         .iter()
@@ -366,6 +366,230 @@ pub(crate) async fn details(
         .unwrap_or_default();
     item.insert("MessageEvents".into(), Value::Array(events));
     Ok(json_reply(200, &Value::Object(item)))
+}
+
+/// Opens or clicks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engaged {
+    Opens,
+    Clicks,
+}
+
+impl Engaged {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Opens => "opens",
+            Self::Clicks => "clicks",
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Self::Opens => "Opens",
+            Self::Clicks => "Clicks",
+        }
+    }
+}
+
+/// The filters of the opens and clicks lists: `count` 1..500, `offset`, `recipient`, `tag`,
+/// `messagestream` (default `outbound`), and the client fields (`client_name`, `os_name`,
+/// `platform`, `country`, ...), names in any case.
+#[derive(Debug, Default)]
+struct EngagementQuery {
+    count: usize,
+    offset: usize,
+    recipient: Option<String>,
+    tag: Option<String>,
+    stream: Option<String>,
+    /// (JSON path, wanted value) of the client fields.
+    fields: Vec<(&'static [&'static str], String)>,
+}
+
+fn engagement_query(query: Option<&str>, with_filters: bool) -> Result<EngagementQuery, Response> {
+    let mut parsed = EngagementQuery::default();
+    let (mut count, mut offset) = (None, None);
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let value = value.into_owned();
+        let lower = name.to_ascii_lowercase().replace('_', "");
+        let path: Option<&'static [&'static str]> = match lower.as_str() {
+            "count" => {
+                count = Some(value);
+                continue;
+            }
+            "offset" => {
+                offset = Some(value);
+                continue;
+            }
+            "recipient" => {
+                parsed.recipient = Some(value);
+                continue;
+            }
+            "tag" => {
+                parsed.tag = Some(value);
+                continue;
+            }
+            "messagestream" => {
+                parsed.stream = Some(value);
+                continue;
+            }
+            "clientname" => Some(&["Client", "Name"]),
+            "clientcompany" => Some(&["Client", "Company"]),
+            "clientfamily" => Some(&["Client", "Family"]),
+            "osname" => Some(&["OS", "Name"]),
+            "osfamily" => Some(&["OS", "Family"]),
+            "oscompany" => Some(&["OS", "Company"]),
+            "platform" => Some(&["Platform"]),
+            "country" => Some(&["Geo", "Country"]),
+            "region" => Some(&["Geo", "Region"]),
+            "city" => Some(&["Geo", "City"]),
+            _ => None,
+        };
+        if let Some(path) = path
+            && with_filters
+        {
+            parsed.fields.push((path, value));
+        }
+    }
+    parsed.count = count
+        .and_then(|count| count.trim().parse::<usize>().ok())
+        .filter(|count| (1..=MAX_COUNT as usize).contains(count))
+        .ok_or_else(|| {
+            invalid("The 'count' parameter is required and must be between 1 and 500.")
+        })?;
+    parsed.offset = offset
+        .and_then(|offset| offset.trim().parse::<usize>().ok())
+        .ok_or_else(|| invalid("The 'offset' parameter is required and must be 0 or more."))?;
+    if parsed.count.saturating_add(parsed.offset) > MAX_WINDOW as usize {
+        return Err(invalid(
+            "The sum of the 'count' and 'offset' parameters may not exceed 10,000.",
+        ));
+    }
+    Ok(parsed)
+}
+
+impl EngagementQuery {
+    fn matches(&self, record: &crate::state::EngagementRecord) -> bool {
+        record.stream == self.stream.as_deref().unwrap_or("outbound")
+            && self
+                .recipient
+                .as_deref()
+                .is_none_or(|wanted| record.recipient.eq_ignore_ascii_case(wanted.trim()))
+            && self
+                .tag
+                .as_deref()
+                .is_none_or(|wanted| record.tag.as_deref() == Some(wanted))
+            && self.fields.iter().all(|(path, wanted)| {
+                path.iter()
+                    .try_fold(&record.item, |value, key| value.get(key))
+                    .and_then(Value::as_str)
+                    .is_some_and(|known| known.eq_ignore_ascii_case(wanted.trim()))
+            })
+    }
+}
+
+fn page(items: Vec<Value>, query: &EngagementQuery, kind: Engaged) -> Response {
+    let total = items.len();
+    let page: Vec<Value> = items
+        .into_iter()
+        .skip(query.offset)
+        .take(query.count)
+        .collect();
+    json_reply(200, &json!({ "TotalCount": total, kind.key(): page }))
+}
+
+async fn engagement_list(
+    sim: Arc<Sim>,
+    killer: ConnectionKiller,
+    query: Option<String>,
+    headers: HeaderMap,
+    kind: Engaged,
+) -> Reply {
+    let path = format!("/messages/outbound/{}", kind.name());
+    let endpoint = format!("GET {path}");
+    let (server, _) = management(&sim, &endpoint, &path, &headers, false, &killer).await?;
+    let query = engagement_query(query.as_deref(), true)?;
+    let engagement = lock(&sim.engagement);
+    let records = match kind {
+        Engaged::Opens => &engagement.opens,
+        Engaged::Clicks => &engagement.clicks,
+    };
+    let items: Vec<Value> = records
+        .iter()
+        .rev()
+        .filter(|record| record.server_id == server.id && query.matches(record))
+        .map(|record| record.item.clone())
+        .collect();
+    drop(engagement);
+    Ok(page(items, &query, kind))
+}
+
+async fn engagement_of_message(
+    sim: Arc<Sim>,
+    killer: ConnectionKiller,
+    message_id: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    kind: Engaged,
+) -> Reply {
+    let path = format!("/messages/outbound/{}/{message_id}", kind.name());
+    let endpoint = format!("GET /messages/outbound/{}/{{id}}", kind.name());
+    let (server, _) = management(&sim, &endpoint, &path, &headers, false, &killer).await?;
+    let query = engagement_query(query.as_deref(), false)?;
+    let engagement = lock(&sim.engagement);
+    let records = match kind {
+        Engaged::Opens => &engagement.opens,
+        Engaged::Clicks => &engagement.clicks,
+    };
+    let items: Vec<Value> = records
+        .iter()
+        .rev()
+        .filter(|record| record.server_id == server.id && record.message_id == message_id)
+        .map(|record| record.item.clone())
+        .collect();
+    drop(engagement);
+    // Postmark answers 701 for a message without opens (or clicks), as for an unknown one.
+    if items.is_empty() {
+        return Err(error(422, 701, "This message was not found."));
+    }
+    Ok(page(items, &query, kind))
+}
+
+pub(crate) async fn opens(
+    State(sim): State<Arc<Sim>>,
+    Extension(killer): Extension<ConnectionKiller>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Reply {
+    engagement_list(sim, killer, query, headers, Engaged::Opens).await
+}
+
+pub(crate) async fn clicks(
+    State(sim): State<Arc<Sim>>,
+    Extension(killer): Extension<ConnectionKiller>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Reply {
+    engagement_list(sim, killer, query, headers, Engaged::Clicks).await
+}
+
+pub(crate) async fn opens_of(
+    State(sim): State<Arc<Sim>>,
+    Extension(killer): Extension<ConnectionKiller>,
+    Path(message_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Reply {
+    engagement_of_message(sim, killer, message_id, query, headers, Engaged::Opens).await
+}
+
+pub(crate) async fn clicks_of(
+    State(sim): State<Arc<Sim>>,
+    Extension(killer): Extension<ConnectionKiller>,
+    Path(message_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Reply {
+    engagement_of_message(sim, killer, message_id, query, headers, Engaged::Clicks).await
 }
 
 #[cfg(test)]

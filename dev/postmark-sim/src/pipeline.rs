@@ -310,7 +310,8 @@ impl Sim {
                     };
                     outcomes.entry(key).or_insert(outcome);
                 }
-                if inactive.len() == item.recipients.len() {
+                // Over SMTP the message is accepted and dropped afterwards (an SMTP API error).
+                if inactive.len() == item.recipients.len() && item.via == Via::Api {
                     answers.push(Err(Rejection::new(
                         422,
                         406,
@@ -426,13 +427,34 @@ impl Sim {
 
     /// Bounce records and webhooks for an accepted message.
     fn after_acceptance(&self, server: &Server, message: &StoredMessage) {
-        let targets = targets(server, &message.message_stream);
+        let targets = self.targets(server, &message.message_stream);
         let mut outgoing: Outgoing = Vec::new();
         for recipient in &message.recipients {
             let Some(outcome) = message.outcomes.get(&address::key(recipient)) else {
                 continue;
             };
             match outcome {
+                RecipientOutcome::Inactive if message.via == Via::Smtp => {
+                    let record =
+                        self.record_bounce(server, message, recipient, &BounceType::SMTPApiError);
+                    self.note_event(
+                        &message.message_id,
+                        recipient,
+                        "Bounced",
+                        json!({
+                            "Summary": record.details.clone().unwrap_or_default(),
+                            "BounceID": record.id.map(|id| id.to_string()).unwrap_or_default(),
+                        }),
+                    );
+                    if server.config.enable_smtp_api_error_hooks {
+                        for target in &targets {
+                            if target.triggers.bounce {
+                                outgoing
+                                    .push((target.clone(), WebhookEvent::Bounce(record.clone())));
+                            }
+                        }
+                    }
+                }
                 RecipientOutcome::Inactive => {}
                 RecipientOutcome::Delivered => {
                     self.note_delivered(message, recipient);
@@ -559,7 +581,10 @@ impl Sim {
         let info = bounce_info(kind);
         let class = kind.class();
         let complaint = *kind == BounceType::SpamComplaint;
-        let inactive = complaint || class == BounceClass::Hard;
+        let smtp_api_error = kind.as_str() == "SMTPApiError";
+        // An SMTP API error: the recipient is already inactive on the stream; nothing was sent,
+        // so there is no dump, and the bounce itself reactivates nothing.
+        let inactive = complaint || smtp_api_error || class == BounceClass::Hard;
         let bounce = Bounce {
             id: Some(self.bounce_id()),
             bounce_type: Some(kind.clone()),
@@ -573,6 +598,10 @@ impl Sim {
             description: Some(info.description.to_owned()),
             details: Some(if complaint {
                 "The recipient reported this message as spam (simulated).".to_owned()
+            } else if smtp_api_error {
+                format!(
+                    "You tried to send to a recipient that has been marked as inactive. Found inactive addresses: {recipient}. Inactive recipients are ones that have generated a hard bounce, a spam complaint, or a manual suppression."
+                )
             } else {
                 format!(
                     "smtp;550 5.1.1 {} (simulated for a bounce-testing address)",
@@ -582,11 +611,11 @@ impl Sim {
             email: Some(recipient.to_owned()),
             from: Some(message.from.clone()),
             bounced_at: Some(now()),
-            dump_available: Some(true),
+            dump_available: Some(!smtp_api_error),
             inactive: Some(inactive),
-            can_activate: Some(!complaint),
+            can_activate: Some(!complaint && !smtp_api_error),
             subject: message.subject.clone(),
-            content: Some(dump(message, recipient)),
+            content: (!smtp_api_error).then(|| dump(message, recipient)),
             ..Bounce::default()
         };
         if let Some(id) = bounce.id {
@@ -600,6 +629,45 @@ impl Sim {
             );
         }
         bounce
+    }
+
+    /// The webhooks of a server for a stream (none when its webhooks are off): those configured
+    /// with the simulator (a webhook without a stream gets every stream; the server's
+    /// `PostFirstOpenOnly` and `IncludeBounceContentInHook` apply to them, as to Postmark's
+    /// server-level hooks), then the verified ones of the Webhooks API for that stream.
+    pub(crate) fn targets(&self, server: &Server, stream: &str) -> Vec<WebhookConfig> {
+        if !server.config.webhooks_enabled {
+            return Vec::new();
+        }
+        let mut targets: Vec<WebhookConfig> = server
+            .config
+            .webhooks
+            .iter()
+            .filter(|webhook| {
+                webhook
+                    .message_stream
+                    .as_deref()
+                    .is_none_or(|only| only == stream)
+            })
+            .cloned()
+            .map(|mut webhook| {
+                webhook.triggers.post_first_open_only |= server.config.post_first_open_only;
+                webhook.triggers.bounce_include_content |=
+                    server.config.include_bounce_content_in_hook;
+                webhook
+            })
+            .collect();
+        targets.extend(
+            lock(&self.api_webhooks)
+                .values()
+                .filter(|webhook| {
+                    webhook.server_id == server.id
+                        && webhook.verified
+                        && webhook.config.message_stream.as_deref() == Some(stream)
+                })
+                .map(|webhook| webhook.config.clone()),
+        );
+        targets
     }
 
     fn post_all(&self, outgoing: Outgoing) {
@@ -642,7 +710,7 @@ impl Sim {
                 });
             }
         }
-        let targets = targets(server, stream);
+        let targets = self.targets(server, stream);
         let mut outgoing = Vec::new();
         for recipient in &suppressed {
             push(
@@ -717,7 +785,7 @@ impl Sim {
                 }
             }
         }
-        let targets = targets(server, stream);
+        let targets = self.targets(server, stream);
         let mut outgoing = Vec::new();
         for recipient in &removed {
             push(
@@ -777,7 +845,7 @@ impl Sim {
             }
         };
         if was_suppressed {
-            let targets = targets(server, &record.stream);
+            let targets = self.targets(server, &record.stream);
             let mut outgoing = Vec::new();
             push(
                 &mut outgoing,
@@ -841,7 +909,10 @@ impl Sim {
             metadata: Some(metadata(&message)),
             ..Open::default()
         });
-        let targets = targets(&server, &message.message_stream);
+        if first {
+            self.record_engagement(&server, &message, &recipient, &event);
+        }
+        let targets = self.targets(&server, &message.message_stream);
         let outgoing: Outgoing = targets
             .into_iter()
             .filter(|target| {
@@ -920,7 +991,9 @@ impl Sim {
                 metadata: Some(metadata(&message)),
                 ..Click::default()
             });
-            let outgoing: Outgoing = targets(&server, &message.message_stream)
+            self.record_engagement(&server, &message, &recipient, &event);
+            let outgoing: Outgoing = self
+                .targets(&server, &message.message_stream)
                 .into_iter()
                 .filter(|target| target.triggers.click)
                 .map(|target| (target, event.clone()))
@@ -929,6 +1002,35 @@ impl Sim {
             self.post_all(outgoing);
         }
         Ok(EngagementOutcome { first, posted })
+    }
+
+    /// Keeps an open or click for the opens and clicks API, in its list shape.
+    fn record_engagement(
+        &self,
+        server: &Server,
+        message: &StoredMessage,
+        recipient: &str,
+        event: &WebhookEvent,
+    ) {
+        let mut item = serde_json::to_value(event).unwrap_or_default();
+        if let Some(fields) = item.as_object_mut() {
+            fields.remove("Metadata");
+            fields.remove("ServerID");
+        }
+        let record = crate::state::EngagementRecord {
+            server_id: server.id,
+            stream: message.message_stream.clone(),
+            message_id: message.message_id.clone(),
+            recipient: recipient.to_owned(),
+            tag: message.tag.clone(),
+            item,
+        };
+        let mut engagement = lock(&self.engagement);
+        if matches!(event, WebhookEvent::Open(_)) {
+            engagement.opens.push(record);
+        } else {
+            engagement.clicks.push(record);
+        }
     }
 
     fn engaged(
@@ -980,25 +1082,6 @@ fn suppression(recipient: &str, reason: SuppressionReason) -> SuppressionEntry {
         origin: SuppressionOrigin::Recipient,
         created_at: now(),
     }
-}
-
-/// The server's webhooks for a stream (none when its webhooks are off).
-fn targets(server: &Server, stream: &str) -> Vec<WebhookConfig> {
-    if !server.config.webhooks_enabled {
-        return Vec::new();
-    }
-    server
-        .config
-        .webhooks
-        .iter()
-        .filter(|webhook| {
-            webhook
-                .message_stream
-                .as_deref()
-                .is_none_or(|only| only == stream)
-        })
-        .cloned()
-        .collect()
 }
 
 /// Builds the event once if any target wants it, and queues it for each that does.

@@ -11,7 +11,7 @@ use postmark::{Header, TrackLinks};
 use serde::{Deserialize, Serialize};
 
 use crate::address;
-use crate::config::{ServerConfig, SimOptions, StreamConfig, StreamType};
+use crate::config::{ServerConfig, SimOptions, StreamConfig, StreamType, WebhookConfig};
 use crate::faults::{FaultState, Faults, XorShift};
 use crate::webhooks::Outbox;
 
@@ -281,11 +281,38 @@ pub(crate) struct EventRecord {
     pub details: serde_json::Value,
 }
 
+/// A webhook created with Postmark's Webhooks API (`POST /webhooks`).
+#[derive(Debug, Clone)]
+pub(crate) struct ApiWebhook {
+    pub id: i64,
+    pub server_id: u64,
+    /// `message_stream` is always set.
+    pub config: WebhookConfig,
+    /// `Status`: an unverified webhook receives no events.
+    pub verified: bool,
+}
+
+/// An open or click as the opens and clicks API lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct EngagementRecord {
+    pub server_id: u64,
+    pub stream: String,
+    pub message_id: String,
+    pub recipient: String,
+    pub tag: Option<String>,
+    /// The list item (Postmark's shape).
+    pub item: serde_json::Value,
+}
+
 /// Opens and clicks already seen, for `FirstOpen` and one click event per recipient and link.
 #[derive(Debug, Default)]
 pub(crate) struct Engagement {
     pub opened: HashSet<(String, String)>,
     pub clicked: HashSet<(String, String, String)>,
+    /// First opens, oldest first.
+    pub opens: Vec<EngagementRecord>,
+    /// First clicks per recipient and link, oldest first.
+    pub clicks: Vec<EngagementRecord>,
 }
 
 /// The simulator's state; shared by the API, SMTP and control handlers.
@@ -298,6 +325,9 @@ pub(crate) struct Sim {
     pub bounces: Mutex<BTreeMap<i64, BounceRecord>>,
     next_bounce_id: AtomicI64,
     pub engagement: Mutex<Engagement>,
+    /// Webhooks of the Webhooks API, by ID.
+    pub api_webhooks: Mutex<BTreeMap<i64, ApiWebhook>>,
+    next_webhook_id: AtomicI64,
     /// `MessageEvents` by MessageID.
     pub events: Mutex<HashMap<String, Vec<EventRecord>>>,
     /// How long after acceptance a message becomes visible to the Messages API.
@@ -313,7 +343,11 @@ impl Sim {
         // Message IDs must differ between runs (the system under test may keep them), so this
         // generator is seeded from the OS, unlike the fault generator.
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
-        let outbox = Arc::new(Outbox::new(options.webhooks.clone(), options.max_stored));
+        let outbox = Arc::new(Outbox::new(
+            options.webhooks.clone(),
+            options.max_stored,
+            options.webhook_loss.clone(),
+        ));
         let search_delay_ms = u64::try_from(options.search_delay.as_millis()).unwrap_or(u64::MAX);
         Self {
             options,
@@ -324,6 +358,8 @@ impl Sim {
             bounces: Mutex::default(),
             next_bounce_id: AtomicI64::new(1_000_001),
             engagement: Mutex::default(),
+            api_webhooks: Mutex::default(),
+            next_webhook_id: AtomicI64::new(1),
             events: Mutex::default(),
             search_delay_ms: AtomicU64::new(search_delay_ms),
             faults: Mutex::default(),
@@ -353,10 +389,11 @@ impl Sim {
             None => self.next_server_id.fetch_add(1, Ordering::Relaxed),
         };
         config.id = Some(id);
+        let created_at = self.server(id).map_or_else(now, |known| known.created_at);
         let server = Arc::new(Server {
             id,
             config,
-            created_at: now(),
+            created_at,
         });
         let mut registry = self
             .registry
@@ -381,6 +418,10 @@ impl Sim {
         uuid::Builder::from_random_bytes(((u128::from(high) << 64) | u128::from(low)).to_be_bytes())
             .into_uuid()
             .to_string()
+    }
+
+    pub fn webhook_id(&self) -> i64 {
+        self.next_webhook_id.fetch_add(1, Ordering::Relaxed)
     }
 
     pub fn bounce_id(&self) -> i64 {

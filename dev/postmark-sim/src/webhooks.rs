@@ -16,8 +16,66 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore, watch};
 use url::Url;
 
-use crate::config::{WebhookConfig, WebhookOptions};
+use crate::config::{WebhookConfig, WebhookLoss, WebhookOptions};
+use crate::faults::XorShift;
 use crate::state::lock;
+
+/// The webhook-loss fault with its generator.
+#[derive(Debug)]
+struct LossState {
+    plan: WebhookLoss,
+    rng: XorShift,
+}
+
+impl LossState {
+    fn new(plan: WebhookLoss) -> Self {
+        Self {
+            rng: XorShift::new(plan.seed),
+            plan,
+        }
+    }
+
+    /// Whether a post of this payload is lost; draws only for matching posts.
+    fn loses(&mut self, payload: &serde_json::Value) -> bool {
+        if self.plan.share <= 0.0 {
+            return false;
+        }
+        let field = |name: &str| payload.get(name).and_then(serde_json::Value::as_str);
+        if self
+            .plan
+            .tag
+            .as_deref()
+            .is_some_and(|tag| field("Tag") != Some(tag))
+            || self
+                .plan
+                .stream
+                .as_deref()
+                .is_some_and(|stream| field("MessageStream") != Some(stream))
+        {
+            return false;
+        }
+        self.plan.share >= 1.0 || self.rng.next_unit() < self.plan.share
+    }
+}
+
+/// Where a webhook posts: the URL without user-info and the Basic credentials (`HttpAuth` wins over
+/// user-info), or `None` when the URL is not a URL.
+pub(crate) fn endpoint(target: &WebhookConfig) -> Option<(Url, Option<(String, String)>)> {
+    let mut url = Url::parse(&target.url).ok()?;
+    let mut basic = None;
+    if !url.username().is_empty() {
+        basic = Some((
+            percent_decode(url.username()),
+            percent_decode(url.password().unwrap_or_default()),
+        ));
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+    }
+    if let Some(auth) = &target.http_auth {
+        basic = Some((auth.username.clone(), auth.password.clone()));
+    }
+    Some((url, basic))
+}
 
 /// Where a webhook post stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +91,8 @@ pub enum DeliveryState {
     Exhausted,
     /// Cancelled by a reset.
     Cancelled,
+    /// Lost for good by the webhook-loss fault: never posted, as if every retry had failed.
+    Lost,
 }
 
 /// One attempt at posting.
@@ -103,10 +163,11 @@ pub(crate) struct Outbox {
     next_id: AtomicU64,
     log: Mutex<DeliveryLog>,
     generation: watch::Sender<u64>,
+    loss: Mutex<LossState>,
 }
 
 impl Outbox {
-    pub fn new(options: WebhookOptions, max_stored: usize) -> Self {
+    pub fn new(options: WebhookOptions, max_stored: usize, loss: WebhookLoss) -> Self {
         let client = reqwest::Client::builder()
             .timeout(options.timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -122,6 +183,43 @@ impl Outbox {
             next_id: AtomicU64::new(1),
             log: Mutex::default(),
             generation: watch::Sender::new(0),
+            loss: Mutex::new(LossState::new(loss)),
+        }
+    }
+
+    /// Replaces the webhook-loss fault (its generator starts again from the seed).
+    pub fn set_loss(&self, loss: WebhookLoss) {
+        *lock(&self.loss) = LossState::new(loss);
+    }
+
+    pub fn loss(&self) -> WebhookLoss {
+        lock(&self.loss).plan.clone()
+    }
+
+    /// One test post, as Postmark's verification makes: the status, or what went wrong.
+    pub async fn test_post(
+        &self,
+        target: &WebhookConfig,
+        body: &serde_json::Value,
+    ) -> Result<u16, String> {
+        let (url, basic) = endpoint(target).ok_or_else(|| "not a URL".to_owned())?;
+        let mut request = self
+            .client
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        if let Some((username, password)) = &basic {
+            let credentials = BASE64.encode(format!("{username}:{password}"));
+            request = request.header(http::header::AUTHORIZATION, format!("Basic {credentials}"));
+        }
+        for (name, value) in &target.http_headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        match request.send().await {
+            Ok(response) => Ok(response.status().as_u16()),
+            Err(error) if error.is_timeout() => Err("timeout".to_owned()),
+            Err(error) if error.is_connect() => Err("connection failed".to_owned()),
+            Err(error) => Err(error_chain(&error)),
         }
     }
 
@@ -144,23 +242,12 @@ impl Outbox {
             }
         }
         let body = Bytes::from(payload.to_string());
-        let Ok(mut url) = Url::parse(&target.url) else {
+        // Postmark sends user-info credentials as Basic auth; HttpAuth wins when both are given.
+        let Some((url, basic)) = endpoint(target) else {
             tracing::warn!("webhook URL is not a URL; event not posted");
             return;
         };
-        // Postmark sends user-info credentials as Basic auth; HttpAuth wins when both are given.
-        let mut basic = None;
-        if !url.username().is_empty() {
-            basic = Some((
-                percent_decode(url.username()),
-                percent_decode(url.password().unwrap_or_default()),
-            ));
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-        }
-        if let Some(auth) = &target.http_auth {
-            basic = Some((auth.username.clone(), auth.password.clone()));
-        }
+        let lost = lock(&self.loss).loses(&payload);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let trace_id = uuid::Uuid::new_v4().to_string();
         let record = WebhookDelivery {
@@ -172,7 +259,11 @@ impl Outbox {
             url: masked(&target.url),
             payload,
             attempts: Vec::new(),
-            state: DeliveryState::Pending,
+            state: if lost {
+                DeliveryState::Lost
+            } else {
+                DeliveryState::Pending
+            },
         };
         {
             let mut log = lock(&self.log);
@@ -180,6 +271,9 @@ impl Outbox {
                 log.records.pop_front();
             }
             log.records.push_back(record);
+        }
+        if lost {
+            return;
         }
         let post = Post {
             id,
@@ -326,6 +420,10 @@ impl Outbox {
     /// Cancels every pending post and forgets the records.
     pub fn reset(&self) {
         self.generation.send_modify(|generation| *generation += 1);
+        {
+            let mut loss = lock(&self.loss);
+            *loss = LossState::new(loss.plan.clone());
+        }
         lock(&self.log).records.clear();
     }
 }

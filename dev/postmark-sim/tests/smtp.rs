@@ -249,13 +249,18 @@ async fn auth_login_and_the_same_checks_as_the_api() {
             .expect("From: shop@example.com\r\nTo: HardBounce@bounce-testing.postmarkapp.com\r\n\r\nbody\r\n.", 250)
             .await;
     }
+    // The second is kept (an SMTP API error), but not sent.
     let messages = sim.messages();
-    assert_eq!(messages.len(), 1);
+    assert_eq!(messages.len(), 2);
     assert_eq!(
         messages[0].outcomes.values().next(),
         Some(&RecipientOutcome::Bounced {
             bounce_type: "HardBounce".into()
         })
+    );
+    assert_eq!(
+        messages[1].outcomes.values().next(),
+        Some(&RecipientOutcome::Inactive)
     );
     assert_eq!(sim.suppressions(server.id, "outbound").len(), 1);
 
