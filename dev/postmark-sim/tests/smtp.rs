@@ -309,3 +309,109 @@ async fn plaintext_auth_when_allowed_and_smtp_faults() {
     assert_eq!(sim.messages().len(), 1);
     assert_eq!(sim.counters().requests["SMTP DATA"], 2);
 }
+
+#[tokio::test]
+async fn mail_to_a_suppressed_recipient_is_an_smtp_api_error() {
+    let receiver = Receiver::start().await;
+    let mut options = SimOptions::for_tests();
+    options.smtp_require_tls = false;
+    let sim = Simulator::start(options).await.unwrap();
+    sim.add_server(
+        ServerConfig::new(TOKEN)
+            .sender_domain("example.com")
+            .webhook(WebhookConfig::new(receiver.url("/wh"))),
+    );
+    let (status, _) = post(
+        &sim,
+        "/message-streams/outbound/suppressions",
+        &serde_json::json!({ "Suppressions": [{ "EmailAddress": "gone@example.org" }] }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut client = connect(&sim).await;
+    client.expect("EHLO client.example", 250).await;
+    client.expect("AUTH PLAIN", 334).await;
+    client.expect(&plain(TOKEN, TOKEN), 235).await;
+    let submit = async |client: &mut Client<TcpStream>| {
+        client.expect("MAIL FROM:<shop@example.com>", 250).await;
+        client.expect("RCPT TO:<gone@example.org>", 250).await;
+        client.expect("DATA", 354).await;
+        client
+            .expect(
+                "From: shop@example.com\r\nTo: gone@example.org\r\nSubject: Hi\r\nX-PM-Tag: smtp\r\n\r\nhello\r\n.",
+                250,
+            )
+            .await
+    };
+    // Accepted by SMTP (250), then dropped: not delivered, no Delivery webhook.
+    submit(&mut client).await;
+    assert!(sim.settle(SETTLE).await);
+    let messages = sim.messages();
+    assert_eq!(messages.len(), 1);
+    let first = messages[0].message_id.clone();
+    assert_eq!(
+        messages[0].outcomes.values().next(),
+        Some(&RecipientOutcome::Inactive)
+    );
+    assert!(!messages[0].was_delivered_to("gone@example.org"));
+
+    let (status, bounces) = get(&sim, "/bounces?count=10&offset=0&type=SMTPApiError").await;
+    assert_eq!(status, 200);
+    assert_eq!(bounces["TotalCount"], 1, "{bounces}");
+    let bounce = &bounces["Bounces"][0];
+    assert_eq!(bounce["Type"], "SMTPApiError");
+    assert_eq!(bounce["TypeCode"], 100007);
+    assert_eq!(bounce["Name"], "SMTP API error");
+    assert_eq!(bounce["Email"], "gone@example.org");
+    assert_eq!(bounce["MessageID"], first.as_str());
+    assert_eq!(bounce["Tag"], "smtp");
+    assert_eq!(bounce["CanActivate"], false);
+    let (_, details) = get(&sim, &format!("/messages/outbound/{first}/details")).await;
+    let kinds: Vec<&str> = details["MessageEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["Bounced"]);
+    assert_eq!(
+        details["MessageEvents"][0]["Details"]["BounceID"],
+        bounce["ID"].as_i64().unwrap().to_string()
+    );
+    // With the server's EnableSmtpApiErrorHooks off, no webhook at all for it.
+    let posted: Vec<_> = receiver
+        .received()
+        .into_iter()
+        .filter(|r| r.record_type() != "SubscriptionChange")
+        .collect();
+    assert!(posted.is_empty(), "{posted:?}");
+
+    // With it on, the next one is posted as a Bounce (and still no Delivery).
+    let (status, _) = call(
+        &sim,
+        reqwest::Method::PUT,
+        "/server",
+        Some(TOKEN),
+        Some(&serde_json::json!({ "EnableSmtpApiErrorHooks": true })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    submit(&mut client).await;
+    assert!(sim.settle(SETTLE).await);
+    let bounced = receiver.of_type("Bounce");
+    assert_eq!(bounced.len(), 1);
+    assert_eq!(bounced[0].body["Type"], "SMTPApiError");
+    assert_eq!(bounced[0].body["TypeCode"], 100007);
+    assert_eq!(bounced[0].body["Email"], "gone@example.org");
+    assert_ne!(bounced[0].body["MessageID"], first.as_str());
+    assert!(receiver.of_type("Delivery").is_empty());
+    let (_, bounces) = get(&sim, "/bounces?count=10&offset=0&type=SMTPApiError").await;
+    assert_eq!(bounces["TotalCount"], 2);
+
+    // Over the API the same recipient is refused at once (406), and no bounce is recorded.
+    let (status, refused) = post(&sim, "/email", &email("gone@example.org")).await;
+    assert_eq!((status, refused["ErrorCode"].as_i64()), (422, Some(406)));
+    let (_, bounces) = get(&sim, "/bounces?count=10&offset=0").await;
+    assert_eq!(bounces["TotalCount"], 2);
+    client.expect("QUIT", 221).await;
+}

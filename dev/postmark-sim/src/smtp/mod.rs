@@ -495,6 +495,8 @@ async fn deliver(sim: &Arc<Sim>, state: &Session, data: Data) -> Answer {
     let Some(server) = &state.server else {
         return Answer::Reply("530 5.7.0 Authentication required".to_owned());
     };
+    // The server's settings as they are now (`PUT /server` may have changed them since AUTH).
+    let server = &sim.server(server.id).unwrap_or_else(|| server.clone());
     let recipients: Vec<String> = state.recipients.iter().map(|r| address::key(r)).collect();
     let decision = {
         let mut faults = lock(&sim.faults);
