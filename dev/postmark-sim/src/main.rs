@@ -10,8 +10,9 @@ use postmark_sim::{
 };
 
 /// A local stand-in for Postmark (not Postmark): its email API (`/email`, `/email/batch`, `/server`,
-/// message streams, suppressions, bounce reactivation), SMTP submission with STARTTLS and AUTH,
-/// and Postmark-shaped webhooks, plus a control API under `/_sim/`.
+/// message streams, suppressions, bounces, the Messages API with opens and clicks, the Webhooks
+/// API), SMTP submission with STARTTLS and AUTH, and Postmark-shaped webhooks, plus a control API
+/// under `/_sim/`.
 ///
 /// Example: postmark-sim --server-token dev-token --sender-domain example.com
 ///   --webhook-url 'http://127.0.0.1:9000/wh/postmark?password=dev' --ca-pem-out /tmp/sim-ca.pem
