@@ -221,6 +221,50 @@ async fn webhooks_api_creates_verifies_edits_and_deletes() {
 }
 
 #[tokio::test]
+async fn webhooks_api_needs_a_body_and_caps_a_stream_at_ten() {
+    let (sim, _) = with_server(None).await;
+    let empty = reqwest::Client::new()
+        .post(format!("{}/webhooks", sim.api_url()))
+        .header("Accept", "application/json")
+        .header("Content-Type", "application/json")
+        .header("X-Postmark-Server-Token", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 422);
+    let answer: Value = empty.json().await.unwrap();
+    assert_eq!(error_code(&answer), 1355, "{answer}");
+    for n in 0..10 {
+        let (status, created) = post(
+            &sim,
+            "/webhooks",
+            &json!({ "Url": format!("http://127.0.0.1:9/{n}"), "MessageStream": "broadcast",
+                     "Verify": false }),
+        )
+        .await;
+        assert_eq!(status, 200, "{created}");
+    }
+    let (status, refused) = post(
+        &sim,
+        "/webhooks",
+        &json!({ "Url": "http://127.0.0.1:9/x", "MessageStream": "broadcast", "Verify": false }),
+    )
+    .await;
+    assert_eq!((status, error_code(&refused)), (422, 1359), "{refused}");
+    // Another stream has room; an unreachable URL fails verification.
+    let (status, refused) = post(
+        &sim,
+        "/webhooks",
+        &json!({ "Url": "http://127.0.0.1:9/x", "Triggers": { "Click": { "Enabled": true } } }),
+    )
+    .await;
+    assert_eq!((status, error_code(&refused)), (422, 1364), "{refused}");
+    assert_eq!(refused["Results"][0]["TriggerType"], "Click");
+    let (_, list) = get(&sim, "/webhooks").await;
+    assert_eq!(list["Webhooks"].as_array().unwrap().len(), 10);
+}
+
+#[tokio::test]
 async fn api_webhooks_get_their_streams_events_with_basic_credentials() {
     let sim = simulator().await;
     sim.add_server(server_config(None).track_opens(true));
@@ -286,6 +330,10 @@ async fn api_webhooks_get_their_streams_events_with_basic_credentials() {
         let bounces = real(receiver, "Bounce");
         assert_eq!(bounces.len(), 1);
         assert_eq!(bounces[0].body["MessageID"], bounced.as_str());
+        assert!(
+            bounces[0].body.get("Content").is_none(),
+            "IncludeContent is off"
+        );
         assert!(real(receiver, "SubscriptionChange").is_empty());
     }
     // PostFirstOpenOnly: one open posted; without it, all three (the later ones not first).
