@@ -55,7 +55,11 @@ pub fn to_event(
         ),
         WebhookEvent::Bounce(b) => (
             EventKind::Bounced {
-                class: bounce_class(b.class()),
+                class: if b.bounce_type() == postmark::BounceType::SMTPApiError {
+                    BounceClass::Dropped
+                } else {
+                    bounce_class(b.class())
+                },
                 bounce_type: b.bounce_type().as_str().to_owned(),
             },
             None,

@@ -49,6 +49,10 @@ pub enum BounceClass {
     AutoReply,
     /// Anything else (subscribe requests, open-relay tests, our own errors): recorded.
     Other,
+    /// Postmark accepted the message over SMTP and then dropped it, because the recipient is suppressed
+    /// there (an `SMTPApiError` bounce): the message was never sent, so its job ends failed, the campaign
+    /// counts it failed instead of sent, and the address is suppressed here too.
+    Dropped,
 }
 
 /// The client that opened or clicked.
@@ -107,6 +111,7 @@ impl EventKind {
                 BounceClass::Unsubscribe => "unsubscribe",
                 BounceClass::AutoReply => "auto_reply",
                 BounceClass::Other => "bounce",
+                BounceClass::Dropped => "dropped",
             },
             Self::SpamComplaint => "spam_complaint",
             Self::Opened => "open",
@@ -238,6 +243,11 @@ pub struct Plan {
     /// The campaign counters the event moves by itself (an open's or click's are decided with the
     /// message's engagement so far).
     pub counters: Vec<Counter>,
+    /// The campaign counters the event takes back: a dropped message was counted sent when Postmark
+    /// accepted it.
+    pub uncounts: Vec<Counter>,
+    /// Whether the event ends the message's job as failed, after the sender recorded it sent.
+    pub fails_job: bool,
     /// An open or click, counted once per person across sources.
     pub engagement: Option<EngagementKind>,
 }
@@ -276,6 +286,11 @@ pub fn plan(event: &Event) -> Plan {
             BounceClass::AutoReply | BounceClass::Other => {
                 (None, vec![Counter::BouncedOther], None)
             }
+            BounceClass::Dropped => (
+                Some(StatusChange::Suppress(SuppressionReason::InactiveRecipient)),
+                Vec::new(),
+                None,
+            ),
         },
         EventKind::SpamComplaint => (
             Some(StatusChange::Suppress(SuppressionReason::SpamComplaint)),
@@ -307,13 +322,24 @@ pub fn plan(event: &Event) -> Plan {
         }
         EventKind::Unknown { .. } => (None, Vec::new(), None),
     };
+    // A dropped message of one of our jobs moves from sent to failed; one sent elsewhere counts nothing.
+    let fails_job = matches!(
+        event.kind,
+        EventKind::Bounced {
+            class: BounceClass::Dropped,
+            ..
+        }
+    ) && event.trace.job_id.is_some();
+    let (counters, uncounts) = match (&event.trace.campaign, fails_job) {
+        (None, _) => (Vec::new(), Vec::new()),
+        (Some(_), true) => (vec![Counter::Failed], vec![Counter::Sent]),
+        (Some(_), false) => (counters, Vec::new()),
+    };
     Plan {
         status: status.filter(|_| event.recipient.is_some()),
-        counters: if event.trace.campaign.is_some() {
-            counters
-        } else {
-            Vec::new()
-        },
+        counters,
+        uncounts,
+        fails_job,
         engagement,
     }
 }
@@ -387,6 +413,35 @@ mod tests {
         let unknown = plan(&event(EventKind::Unknown { record_type: None }));
         assert_eq!(unknown.status, None);
         assert!(unknown.counters.is_empty());
+    }
+
+    #[test]
+    fn a_message_postmark_dropped_fails_its_job_and_moves_from_sent_to_failed() {
+        let mut dropped = event(bounce(BounceClass::Dropped));
+        dropped.trace.job_id = Some("j-1".into());
+        let p = plan(&dropped);
+        assert_eq!(
+            p.status,
+            Some(StatusChange::Suppress(SuppressionReason::InactiveRecipient))
+        );
+        assert!(p.fails_job);
+        assert_eq!(p.counters, vec![Counter::Failed]);
+        assert_eq!(p.uncounts, vec![Counter::Sent]);
+
+        let elsewhere = plan(&event(bounce(BounceClass::Dropped)));
+        assert!(!elsewhere.fails_job, "no job of ours, nothing to fail");
+        assert!(elsewhere.counters.is_empty() && elsewhere.uncounts.is_empty());
+        assert!(
+            elsewhere.status.is_some(),
+            "the address is suppressed all the same"
+        );
+
+        for class in [BounceClass::Hard, BounceClass::Soft, BounceClass::Other] {
+            let mut e = event(bounce(class));
+            e.trace.job_id = Some("j-1".into());
+            let p = plan(&e);
+            assert!(!p.fails_job && p.uncounts.is_empty(), "{class:?}");
+        }
     }
 
     #[test]

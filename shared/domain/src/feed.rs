@@ -257,7 +257,8 @@ impl FeedEvent {
                 },
                 BounceClass::Complaint => FeedKind::Complained { standing_changed },
                 BounceClass::Unsubscribe => FeedKind::Unsubscribed { standing_changed },
-                BounceClass::AutoReply | BounceClass::Other => return None,
+                // A dropped message is published as its job's failure, from the job's change.
+                BounceClass::AutoReply | BounceClass::Other | BounceClass::Dropped => return None,
             },
             EventKind::SpamComplaint => FeedKind::Complained { standing_changed },
             EventKind::Opened => FeedKind::Opened {

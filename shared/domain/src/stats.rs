@@ -102,9 +102,9 @@ pub struct CampaignDelta {
 }
 
 impl CampaignDelta {
-    fn add(&mut self, counters: &[Counter]) {
+    fn add(&mut self, counters: &[Counter], by: i64) {
         for c in counters {
-            *self.counters.entry(*c).or_default() += 1;
+            *self.counters.entry(*c).or_default() += by;
         }
     }
 
@@ -130,9 +130,11 @@ pub fn tally(events: &[Event], engagement: &mut HashMap<String, MessageEngagemen
         let p = plan(event);
         let campaign = event.trace.campaign.as_ref();
         if let Some(c) = campaign
-            && !p.counters.is_empty()
+            && !(p.counters.is_empty() && p.uncounts.is_empty())
         {
-            t.campaigns.entry(c.clone()).or_default().add(&p.counters);
+            let delta = t.campaigns.entry(c.clone()).or_default();
+            delta.add(&p.counters, 1);
+            delta.add(&p.uncounts, -1);
         }
         let (Some(kind), Some(message)) = (&p.engagement, engagement_ref(event)) else {
             continue;
@@ -144,7 +146,7 @@ pub fn tally(events: &[Event], engagement: &mut HashMap<String, MessageEngagemen
         }
         let Some(c) = campaign else { continue };
         let delta = t.campaigns.entry(c.clone()).or_default();
-        delta.add(&moved.message.counters(kind));
+        delta.add(&moved.message.counters(kind), 1);
         if let (EngagementKind::Click { url }, Some(link)) = (kind, moved.link) {
             let counters = delta.links.entry(url.clone()).or_default();
             for c in link.counters(kind) {

@@ -126,7 +126,7 @@ impl Table {
         let (Some(recipient), Some(change)) = (event.recipient.clone(), status) else {
             return match self.write_record(&event, None).await? {
                 Ok(recorded) => Ok((recorded, event)),
-                Err(Contended) => Err(StoreError::Transient(
+                Err(_) => Err(StoreError::Transient(
                     "a standing moved without a standing change".into(),
                 )),
             };
@@ -145,12 +145,34 @@ impl Table {
             };
             match self.write_record(&event, Some(&standing)).await? {
                 Ok(recorded) => return Ok((recorded, event)),
-                Err(Contended) => continue,
+                Err(Contended::Standing) => continue,
+                Err(Contended::JobNotSent) => self.job_not_sent(&mut event).await?,
             }
         }
         Err(StoreError::Transient(
             "the subscriber's standing kept changing; try again".into(),
         ))
+    }
+
+    /// A dropped message whose job is not recorded `sent`. While the sender has not recorded the job's
+    /// outcome yet, the event waits (a transient error: Postmark posts it again later). A job that does
+    /// not exist, or that ended otherwise, is not ours to fail: the event is recorded without it.
+    async fn job_not_sent(&self, event: &mut Event) -> Result<(), StoreError> {
+        let Some(id) = event.trace.job_id.clone() else {
+            return Ok(());
+        };
+        match self.job(&id).await? {
+            Some(job) if !job.status.is_some_and(|s| s.is_final()) => {
+                Err(StoreError::Transient(
+                    format!("the job {id} of a dropped message has no outcome yet").into(),
+                ))
+            }
+            _ => {
+                tracing::warn!(job = %id, "a dropped message's job is not recorded sent; its job is left as it is");
+                event.trace.job_id = None;
+                Ok(())
+            }
+        }
     }
 
     /// Writes the event's record, and with it what else the event changes: the standing the domain
@@ -209,6 +231,13 @@ impl Table {
             profile_index = Some(rest.len() + 1);
             rest.push(self.profile_update_op(st.recipient, write)?);
         }
+        let mut job_index = None;
+        if let Some(job) = event.trace.job_id.as_deref().filter(|_| plan(event).fails_job) {
+            job_index = Some(rest.len() + 1);
+            let reason = "Postmark accepted the message over SMTP and dropped it: the recipient is \
+                          suppressed in Postmark (SMTP API error)";
+            rest.push(self.dropped_after_sent_op(job, reason, event.at)?);
+        }
         if event.recipient.is_none() || matches!(event.kind, EventKind::Unknown { .. }) {
             rest.push(self.audit_op(event)?);
         }
@@ -221,7 +250,10 @@ impl Table {
             Ok(()) => Ok(Ok(Recorded::New)),
             Err(e) if e.condition_failed_at(0) => Ok(Ok(Recorded::Duplicate)),
             // Another change of this subscriber's standing came first: decide again on it.
-            Err(e) if profile_index.is_some_and(|i| e.condition_failed_at(i)) => Ok(Err(Contended)),
+            Err(e) if profile_index.is_some_and(|i| e.condition_failed_at(i)) => Ok(Err(Contended::Standing)),
+            Err(e) if job_index.is_some_and(|i| e.condition_failed_at(i)) => {
+                Ok(Err(Contended::JobNotSent))
+            }
             Err(e) => Err(e),
         }
     }
@@ -270,8 +302,13 @@ impl Table {
     }
 }
 
-/// The subscriber's standing moved between its read and the write.
-struct Contended;
+/// Why an event's transaction was refused by one of its other items.
+enum Contended {
+    /// The subscriber's standing moved between its read and the write.
+    Standing,
+    /// The job of a dropped message is not recorded `sent`.
+    JobNotSent,
+}
 
 /// What the domain decided about the standing of an event's subscriber.
 struct EventStanding<'a> {

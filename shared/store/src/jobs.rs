@@ -26,7 +26,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use chrono::{DateTime, Utc};
 use domain::stats::Counter;
 use domain::trace::{Campaign, CampaignKind};
@@ -759,6 +761,33 @@ impl Table {
             get_s(&i, CLAIM_TOKEN) == Some(token)
                 && get_s(&i, "status") == Some(outcome.status().as_str())
         }))
+    }
+
+    /// The update that ends a job recorded `sent` as failed, because Postmark dropped its message after
+    /// accepting it (see [`domain::events::Plan::fails_job`]); conditional on the job being `sent`.
+    pub(crate) fn dropped_after_sent_op(
+        &self,
+        job_id: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut u = UpdateBuilder::default();
+        u.set("status", s(JobStatus::Failed.as_str()))
+            .set("updated_at", s(sortable_time(at)))
+            .set("failed_at", s(sortable_time(at)))
+            .set("reason", s(reason));
+        for (attribute, value) in keys::job_listed(JobStatus::Failed, at, job_id).attributes() {
+            u.set(attribute, value);
+        }
+        u.values
+            .insert(":was".into(), s(JobStatus::Sent.as_str()));
+        self.update_op(
+            job_key(job_id),
+            &u.expression(""),
+            Some("#status = :was"),
+            u.names,
+            u.values,
+        )
     }
 
     /// Records how an owned job ended, on its own (no campaign counter).
