@@ -22,7 +22,7 @@ use crate::reads::{BounceQuery, Bounces, Clicks, Opens, TrackingQuery};
 use crate::token::ServerToken;
 use crate::webhook::Bounce;
 use crate::webhooks_api::{
-    NewWebhook, Webhook, WebhookEdit, WebhookVerification, WebhooksEnvelope,
+    NewWebhook, Webhook, WebhookEdit, WebhookStatistics, WebhookVerification, WebhooksEnvelope,
 };
 
 /// Postmark's API.
@@ -347,6 +347,14 @@ impl PostmarkClient {
             .call::<()>(Method::POST, &["webhooks", &id, "verify"], &[], None)
             .await?;
         decode(status, body)
+    }
+
+    /// A webhook's delivery figures of the last 24 hours and its triggers' verification
+    /// (`GET /webhooks/{id}/statistics`).
+    #[tracing::instrument(name = "postmark.webhook_statistics", skip(self))]
+    pub async fn webhook_statistics(&self, id: i64) -> Result<WebhookStatistics, PostmarkError> {
+        self.get_json(&["webhooks", &id.to_string(), "statistics"], &[])
+            .await
     }
 
     /// Bounces (`GET /bounces`), SMTP API errors included (`Type` `SMTPApiError`). A `count`

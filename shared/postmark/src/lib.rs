@@ -92,5 +92,5 @@ pub use webhook::{
 };
 pub use webhooks_api::{
     ContentTrigger, HttpAuth, HttpHeader, NewWebhook, OpenTrigger, Trigger, TriggerVerification,
-    Webhook, WebhookEdit, WebhookTriggers, WebhookVerification,
+    Webhook, WebhookEdit, WebhookMetrics, WebhookStatistics, WebhookTriggers, WebhookVerification,
 };

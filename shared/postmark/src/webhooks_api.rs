@@ -495,6 +495,74 @@ impl WebhookVerification {
     }
 }
 
+/// Delivery figures of a webhook (`Metrics`, and per trigger in `MetricsByTrigger`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WebhookMetrics {
+    /// `TotalRequests`.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub total_requests: Option<i64>,
+    /// `SuccessCount`.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub success_count: Option<i64>,
+    /// `FailureCount`.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub failure_count: Option<i64>,
+    /// `RetryCount`.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub retry_count: Option<i64>,
+    /// `SuccessRate`, in percent.
+    #[serde(default, deserialize_with = "lenient")]
+    pub success_rate: Option<f64>,
+    /// `SlowCount`.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub slow_count: Option<i64>,
+    /// `VerySlowCount`.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub very_slow_count: Option<i64>,
+    /// `AverageTerminalResponseTimeMs`.
+    #[serde(default, deserialize_with = "lenient")]
+    pub average_terminal_response_time_ms: Option<f64>,
+    /// `AverageRetryResponseTimeMs` (`null` without retries).
+    #[serde(default, deserialize_with = "lenient")]
+    pub average_retry_response_time_ms: Option<f64>,
+}
+
+/// `GET /webhooks/{id}/statistics`: the last 24 hours (rolling, not filterable), and whether
+/// each trigger is verified. Postmark pauses a trigger that keeps failing until it is verified
+/// again: [`WebhookStatistics::unverified_triggers`] names them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WebhookStatistics {
+    /// `WebhookId`.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub webhook_id: Option<i64>,
+    /// `Url`.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub url: Option<String>,
+    /// `Statuses`: trigger name to `verified` or `unverified`.
+    #[serde(default, deserialize_with = "lenient")]
+    pub statuses: Option<std::collections::BTreeMap<String, String>>,
+    /// `Metrics`, all triggers together.
+    #[serde(default, deserialize_with = "lenient")]
+    pub metrics: Option<WebhookMetrics>,
+    /// `MetricsByTrigger`.
+    #[serde(default, deserialize_with = "lenient")]
+    pub metrics_by_trigger: Option<std::collections::BTreeMap<String, WebhookMetrics>>,
+}
+
+impl WebhookStatistics {
+    /// The triggers Postmark lists as not verified (they receive nothing until verified).
+    pub fn unverified_triggers(&self) -> Vec<&str> {
+        self.statuses
+            .iter()
+            .flatten()
+            .filter(|(_, status)| status.eq_ignore_ascii_case("unverified"))
+            .map(|(trigger, _)| trigger.as_str())
+            .collect()
+    }
+}
+
 /// `{"Webhooks": [...]}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct WebhooksEnvelope {

@@ -394,6 +394,38 @@ async fn verify_webhook_answers_200_also_when_it_failed() {
 }
 
 #[tokio::test]
+async fn webhook_statistics_name_the_paused_triggers() {
+    let server = MockServer::start().await;
+    postmark_mock("GET", "/webhooks/12345/statistics")
+        .and(exact_query(&[]))
+        .and(NoBody)
+        .respond_with(json_answer(
+            200,
+            &fixture("api/skills_webhook_statistics.json"),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let stats = client_for(&server)
+        .webhook_statistics(12_345)
+        .await
+        .expect("statistics");
+    assert_eq!(stats.webhook_id, Some(12_345));
+    assert_eq!(stats.unverified_triggers(), ["Bounce"]);
+    let metrics = stats.metrics.as_ref().expect("metrics");
+    assert_eq!(metrics.total_requests, Some(1000));
+    assert_eq!(metrics.failure_count, Some(50));
+    assert_eq!(metrics.success_rate, Some(95.0));
+    assert_eq!(metrics.very_slow_count, Some(4));
+    let by_trigger = stats.metrics_by_trigger.as_ref().expect("by trigger");
+    assert_eq!(by_trigger["Delivery"].average_retry_response_time_ms, None);
+    assert_eq!(
+        by_trigger["Bounce"].average_retry_response_time_ms,
+        Some(1850.0)
+    );
+}
+
+#[tokio::test]
 async fn no_debug_output_shows_a_webhook_password_or_a_server_token() {
     let server = MockServer::start().await;
     postmark_mock("GET", "/webhooks")
