@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, parse_inactive_addresses};
+use crate::message::TrackLinks;
 use crate::serde_util::{
     lenient, lenient_bool, lenient_i64, lenient_string, lenient_timestamp, serialize_timestamp,
 };
@@ -137,20 +138,36 @@ pub struct ServerInfo {
         skip_serializing_if = "Option::is_none"
     )]
     pub track_opens: Option<bool>,
-    /// `TrackLinks`.
+    /// `TrackLinks`: the server's default link tracking. The account API spells the values
+    /// `HtmlAndTextTracking`, `HtmlOnlyTracking`, `TextOnlyTracking`; both spellings are read.
     #[serde(
         default,
-        deserialize_with = "lenient_string",
+        deserialize_with = "lenient",
         skip_serializing_if = "Option::is_none"
     )]
-    pub track_links: Option<String>,
-    /// `PostFirstOpenOnly`.
+    pub track_links: Option<TrackLinks>,
+    /// `PostFirstOpenOnly`: only the first open of each recipient is posted to the server's open
+    /// hook.
     #[serde(
         default,
         deserialize_with = "lenient_bool",
         skip_serializing_if = "Option::is_none"
     )]
     pub post_first_open_only: Option<bool>,
+    /// `EnableSmtpApiErrorHooks`: SMTP API errors are posted to the bounce webhooks.
+    #[serde(
+        default,
+        deserialize_with = "lenient_bool",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enable_smtp_api_error_hooks: Option<bool>,
+    /// `IncludeBounceContentInHook`: the server's bounce hook carries the dump in `Content`.
+    #[serde(
+        default,
+        deserialize_with = "lenient_bool",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub include_bounce_content_in_hook: Option<bool>,
     /// `ServerLink`: the server's page in Postmark.
     #[serde(
         default,
@@ -165,6 +182,50 @@ pub struct ServerInfo {
         skip_serializing_if = "Option::is_none"
     )]
     pub inbound_address: Option<String>,
+}
+
+/// `PUT /server`: settings to change; what is left out stays as it is.
+///
+/// Which token may change `EnableSmtpApiErrorHooks` is not settled (Postmark's page shows
+/// `PUT /servers/{id}` with the account token): check the answer, or `GET /server`, rather than
+/// assume it took.
+///
+/// ```
+/// use postmark::ServerEdit;
+///
+/// let edit = ServerEdit { enable_smtp_api_error_hooks: Some(true), ..ServerEdit::default() };
+/// assert_eq!(serde_json::to_string(&edit).unwrap(), r#"{"EnableSmtpApiErrorHooks":true}"#);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServerEdit<'a> {
+    /// `Name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    /// `Color`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub color: Option<&'a str>,
+    /// `SmtpApiActivated`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_api_activated: Option<bool>,
+    /// `RawEmailEnabled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_email_enabled: Option<bool>,
+    /// `TrackOpens`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track_opens: Option<bool>,
+    /// `TrackLinks`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track_links: Option<TrackLinks>,
+    /// `PostFirstOpenOnly`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_first_open_only: Option<bool>,
+    /// `EnableSmtpApiErrorHooks`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_smtp_api_error_hooks: Option<bool>,
+    /// `IncludeBounceContentInHook`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub include_bounce_content_in_hook: Option<bool>,
 }
 
 string_enum! {
@@ -254,6 +315,78 @@ impl MessageStreamInfo {
     pub fn is_archived(&self) -> bool {
         self.archived_at.is_some()
     }
+
+    /// `SubscriptionManagementConfiguration.UnsubscribeHandlingType`, read case-insensitively
+    /// (Postmark's own examples write `none`).
+    pub fn unsubscribe_handling(&self) -> Option<UnsubscribeHandlingType> {
+        self.extra
+            .get("SubscriptionManagementConfiguration")?
+            .get("UnsubscribeHandlingType")?
+            .as_str()
+            .map(UnsubscribeHandlingType::from)
+    }
+}
+
+/// How a stream handles unsubscribes (`UnsubscribeHandlingType`), read case-insensitively.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UnsubscribeHandlingType {
+    /// `None`: no unsubscribe management (default for transactional and inbound streams).
+    None,
+    /// `Postmark`: Postmark adds the link and List-Unsubscribe headers and suppresses
+    /// (broadcast streams).
+    Postmark,
+    /// `Custom`: the sender adds and handles unsubscribes itself.
+    Custom,
+    /// A value this crate does not know, kept as Postmark sent it.
+    Other(String),
+}
+
+impl UnsubscribeHandlingType {
+    /// The value as Postmark documents it (`None`, `Postmark`, `Custom`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::None => "None",
+            Self::Postmark => "Postmark",
+            Self::Custom => "Custom",
+            Self::Other(text) => text,
+        }
+    }
+}
+
+impl From<&str> for UnsubscribeHandlingType {
+    fn from(text: &str) -> Self {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "none" => Self::None,
+            "postmark" => Self::Postmark,
+            "custom" => Self::Custom,
+            _ => Self::Other(text.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for UnsubscribeHandlingType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for UnsubscribeHandlingType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for UnsubscribeHandlingType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|text| Self::from(text.as_str()))
+    }
+}
+
+/// `{"MessageStreams": [...], "TotalCount": n}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct MessageStreamsEnvelope {
+    #[serde(rename = "MessageStreams", default)]
+    pub(crate) message_streams: Vec<MessageStreamInfo>,
 }
 
 /// One entry of a suppression dump.

@@ -10,15 +10,20 @@ use serde_json::Value;
 use url::Url;
 
 use crate::api_types::{
-    BatchItemOutcome, BounceActivation, MessageStreamInfo, SendReceipt, ServerInfo, Suppression,
-    SuppressionChange, SuppressionQuery, SuppressionsEnvelope,
+    BatchItemOutcome, BounceActivation, MessageStreamInfo, MessageStreamsEnvelope, SendReceipt,
+    ServerEdit, ServerInfo, Suppression, SuppressionChange, SuppressionQuery, SuppressionsEnvelope,
 };
 use crate::error::{ApiError, PostmarkError};
 use crate::message::Email;
 use crate::messages::{
     MAX_SEARCH_COUNT, MAX_SEARCH_WINDOW, OutboundMessageDetails, OutboundMessages, OutboundSearch,
 };
+use crate::reads::{BounceQuery, Bounces, Clicks, Opens, TrackingQuery};
 use crate::token::ServerToken;
+use crate::webhook::Bounce;
+use crate::webhooks_api::{
+    NewWebhook, Webhook, WebhookEdit, WebhookStatistics, WebhookVerification, WebhooksEnvelope,
+};
 
 /// Postmark's API.
 pub const DEFAULT_BASE_URL: &str = "https://api.postmarkapp.com";
@@ -241,14 +246,7 @@ impl PostmarkClient {
         &self,
         query: &OutboundSearch,
     ) -> Result<OutboundMessages, PostmarkError> {
-        if !query.paging_ok() {
-            return Err(PostmarkError::InvalidSearch {
-                count: query.count(),
-                offset: query.skipped(),
-                max_count: MAX_SEARCH_COUNT,
-                max_window: MAX_SEARCH_WINDOW,
-            });
-        }
+        check_paging(query.paging_ok(), query.count(), query.skipped())?;
         let pairs = query.pairs();
         let pairs: Vec<(&str, &str)> = pairs
             .iter()
@@ -268,6 +266,205 @@ impl PostmarkClient {
     ) -> Result<OutboundMessageDetails, PostmarkError> {
         self.get_json(&["messages", "outbound", message_id, "details"], &[])
             .await
+    }
+
+    /// Changes the server's settings (`PUT /server`) and answers them as they are now. Only the
+    /// fields set in `edit` are sent.
+    #[tracing::instrument(name = "postmark.edit_server", skip_all)]
+    pub async fn edit_server(&self, edit: &ServerEdit<'_>) -> Result<ServerInfo, PostmarkError> {
+        let (status, body) = self.call(Method::PUT, &["server"], &[], Some(edit)).await?;
+        decode(status, body)
+    }
+
+    /// The server's message streams (`GET /message-streams`; Postmark's defaults: every type,
+    /// archived streams left out).
+    #[tracing::instrument(name = "postmark.list_message_streams", skip_all)]
+    pub async fn list_message_streams(&self) -> Result<Vec<MessageStreamInfo>, PostmarkError> {
+        let envelope: MessageStreamsEnvelope = self.get_json(&["message-streams"], &[]).await?;
+        Ok(envelope.message_streams)
+    }
+
+    /// The server's webhooks (`GET /webhooks`), all of them or those of one stream
+    /// (`?MessageStream=`). Not paged. The answers hold `HttpAuth` passwords in clear text.
+    #[tracing::instrument(name = "postmark.list_webhooks", skip(self))]
+    pub async fn list_webhooks(&self, stream: Option<&str>) -> Result<Vec<Webhook>, PostmarkError> {
+        let query: Vec<(&str, &str)> = stream
+            .map(|stream| ("MessageStream", stream))
+            .into_iter()
+            .collect();
+        let envelope: WebhooksEnvelope = self.get_json(&["webhooks"], &query).await?;
+        Ok(envelope.webhooks)
+    }
+
+    /// One webhook (`GET /webhooks/{id}`); an unknown id is HTTP 422 (ErrorCode 1352).
+    #[tracing::instrument(name = "postmark.webhook", skip(self))]
+    pub async fn webhook(&self, id: i64) -> Result<Webhook, PostmarkError> {
+        self.get_json(&["webhooks", &id.to_string()], &[]).await
+    }
+
+    /// Creates a webhook (`POST /webhooks`) and answers it with its new `ID`.
+    ///
+    /// Postmark first test-posts every enabled trigger (unless `Verify` is false) and saves nothing
+    /// when one fails: [`PostmarkError::WebhookNotVerified`] when it answers the per-trigger results,
+    /// else an [`crate::ApiError`] with ErrorCode 1364. `Verify`, when set, is sent both as the body
+    /// field the docs describe and as the `verify` query parameter Postmark's error text names.
+    #[tracing::instrument(name = "postmark.create_webhook", skip_all, fields(stream = webhook.message_stream))]
+    pub async fn create_webhook(&self, webhook: &NewWebhook<'_>) -> Result<Webhook, PostmarkError> {
+        self.save_webhook(Method::POST, &["webhooks"], webhook, webhook.verify)
+            .await
+    }
+
+    /// Changes a webhook (`PUT /webhooks/{id}`); Postmark merges the fields sent with what it has.
+    /// Verification as for [`PostmarkClient::create_webhook`]; on failure the webhook is unchanged.
+    #[tracing::instrument(name = "postmark.edit_webhook", skip(self, edit))]
+    pub async fn edit_webhook(
+        &self,
+        id: i64,
+        edit: &WebhookEdit<'_>,
+    ) -> Result<Webhook, PostmarkError> {
+        let id = id.to_string();
+        self.save_webhook(Method::PUT, &["webhooks", &id], edit, edit.verify)
+            .await
+    }
+
+    /// Deletes a webhook (`DELETE /webhooks/{id}`).
+    #[tracing::instrument(name = "postmark.delete_webhook", skip(self))]
+    pub async fn delete_webhook(&self, id: i64) -> Result<(), PostmarkError> {
+        let id = id.to_string();
+        let (status, body) = self
+            .call::<()>(Method::DELETE, &["webhooks", &id], &[], None)
+            .await?;
+        // `{"ErrorCode":0,"Message":"Webhook 1234 removed."}`; an ErrorCode other than 0 is an error.
+        decode::<Value>(status, body).map(drop)
+    }
+
+    /// Test-posts every enabled trigger of a webhook (`POST /webhooks/{id}/verify`). Postmark
+    /// answers HTTP 200 also when it failed: see [`WebhookVerification::succeeded`].
+    #[tracing::instrument(name = "postmark.verify_webhook", skip(self))]
+    pub async fn verify_webhook(&self, id: i64) -> Result<WebhookVerification, PostmarkError> {
+        let id = id.to_string();
+        let (status, body) = self
+            .call::<()>(Method::POST, &["webhooks", &id, "verify"], &[], None)
+            .await?;
+        decode(status, body)
+    }
+
+    /// A webhook's delivery figures of the last 24 hours and its triggers' verification
+    /// (`GET /webhooks/{id}/statistics`).
+    #[tracing::instrument(name = "postmark.webhook_statistics", skip(self))]
+    pub async fn webhook_statistics(&self, id: i64) -> Result<WebhookStatistics, PostmarkError> {
+        self.get_json(&["webhooks", &id.to_string(), "statistics"], &[])
+            .await
+    }
+
+    /// Bounces (`GET /bounces`), SMTP API errors included (`Type` `SMTPApiError`). A `count`
+    /// outside 1..=500 or `count + offset` above 10,000 is [`PostmarkError::InvalidSearch`] before
+    /// any request.
+    #[tracing::instrument(name = "postmark.bounces", skip_all, fields(count = query.count(), offset = query.skipped()))]
+    pub async fn bounces(&self, query: &BounceQuery) -> Result<Bounces, PostmarkError> {
+        check_paging(query.paging_ok(), query.count(), query.skipped())?;
+        let pairs = query.pairs();
+        self.get_json(&["bounces"], &borrow_pairs(&pairs)).await
+    }
+
+    /// One bounce (`GET /bounces/{id}`).
+    #[tracing::instrument(name = "postmark.bounce", skip(self))]
+    pub async fn bounce(&self, id: i64) -> Result<Bounce, PostmarkError> {
+        self.get_json(&["bounces", &id.to_string()], &[]).await
+    }
+
+    /// Opens of sent messages (`GET /messages/outbound/opens`); Postmark keeps only the first
+    /// open of each recipient. Paging is checked as for [`PostmarkClient::bounces`].
+    #[tracing::instrument(name = "postmark.opens", skip_all, fields(count = query.count(), offset = query.skipped()))]
+    pub async fn opens(&self, query: &TrackingQuery) -> Result<Opens, PostmarkError> {
+        check_paging(query.paging_ok(), query.count(), query.skipped())?;
+        let pairs = query.pairs();
+        self.get_json(&["messages", "outbound", "opens"], &borrow_pairs(&pairs))
+            .await
+    }
+
+    /// Link clicks of sent messages (`GET /messages/outbound/clicks`), one per recipient and link.
+    #[tracing::instrument(name = "postmark.clicks", skip_all, fields(count = query.count(), offset = query.skipped()))]
+    pub async fn clicks(&self, query: &TrackingQuery) -> Result<Clicks, PostmarkError> {
+        check_paging(query.paging_ok(), query.count(), query.skipped())?;
+        let pairs = query.pairs();
+        self.get_json(&["messages", "outbound", "clicks"], &borrow_pairs(&pairs))
+            .await
+    }
+
+    /// The opens of one message (`GET /messages/outbound/opens/{message_id}`).
+    ///
+    /// Postmark answers ErrorCode 701 ("This message was not found.") for a message nobody has
+    /// opened yet, so 701 reads as an empty list here, not as an error.
+    #[tracing::instrument(name = "postmark.message_opens", skip(self))]
+    pub async fn message_opens(
+        &self,
+        message_id: &str,
+        count: u32,
+        offset: u32,
+    ) -> Result<Opens, PostmarkError> {
+        self.per_message(
+            &["messages", "outbound", "opens", message_id],
+            count,
+            offset,
+        )
+        .await
+    }
+
+    /// The clicks of one message (`GET /messages/outbound/clicks/{message_id}`); 701 reads as an
+    /// empty list, as for [`PostmarkClient::message_opens`].
+    #[tracing::instrument(name = "postmark.message_clicks", skip(self))]
+    pub async fn message_clicks(
+        &self,
+        message_id: &str,
+        count: u32,
+        offset: u32,
+    ) -> Result<Clicks, PostmarkError> {
+        self.per_message(
+            &["messages", "outbound", "clicks", message_id],
+            count,
+            offset,
+        )
+        .await
+    }
+
+    async fn per_message<T: DeserializeOwned + Default>(
+        &self,
+        path: &[&str],
+        count: u32,
+        offset: u32,
+    ) -> Result<T, PostmarkError> {
+        check_paging(crate::messages::paging_ok(count, offset), count, offset)?;
+        let (count, offset) = (count.to_string(), offset.to_string());
+        match self
+            .get_json(
+                path,
+                &[("count", count.as_str()), ("offset", offset.as_str())],
+            )
+            .await
+        {
+            Err(PostmarkError::Api(api)) if api.is_message_not_found() => Ok(T::default()),
+            other => other,
+        }
+    }
+
+    async fn save_webhook<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &[&str],
+        body: &B,
+        verify: Option<bool>,
+    ) -> Result<Webhook, PostmarkError> {
+        let verify = verify.map(|verify| if verify { "true" } else { "false" });
+        let query: Vec<(&str, &str)> = verify.map(|v| ("verify", v)).into_iter().collect();
+        let (status, bytes) = self.call_raw(method, path, &query, Some(body)).await?;
+        if !status.is_success()
+            && let Some(error) = verification_failure(status, &bytes)
+        {
+            return Err(error);
+        }
+        let (status, body) = interpret(status, &bytes)?;
+        decode(status, body)
     }
 
     async fn change_suppressions<A: AsRef<str>>(
@@ -329,6 +526,18 @@ impl PostmarkClient {
         query: &[(&str, &str)],
         body: Option<&B>,
     ) -> Result<(StatusCode, Value), PostmarkError> {
+        let (status, bytes) = self.call_raw(method, path, query, body).await?;
+        interpret(status, &bytes)
+    }
+
+    /// Makes the request; answers the status and body as they came.
+    async fn call_raw<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&B>,
+    ) -> Result<(StatusCode, bytes::Bytes), PostmarkError> {
         let url = self.url(path, query)?;
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(JSON));
@@ -360,7 +569,7 @@ impl PostmarkClient {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "postmark answered"
         );
-        interpret(status, &bytes)
+        Ok((status, bytes))
     }
 
     fn transport_error(&self, source: reqwest::Error) -> PostmarkError {
@@ -375,6 +584,44 @@ impl PostmarkClient {
             PostmarkError::Http { source }
         }
     }
+}
+
+/// Refuses paging Postmark would refuse, before any request.
+fn check_paging(ok: bool, count: u32, offset: u32) -> Result<(), PostmarkError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(PostmarkError::InvalidSearch {
+            count,
+            offset,
+            max_count: MAX_SEARCH_COUNT,
+            max_window: MAX_SEARCH_WINDOW,
+        })
+    }
+}
+
+fn borrow_pairs<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
+    pairs
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect()
+}
+
+/// A refused webhook save whose body is a verification result (`Results`, `Success: false`).
+fn verification_failure(status: StatusCode, bytes: &[u8]) -> Option<PostmarkError> {
+    let body: Value = serde_json::from_slice(bytes).ok()?;
+    if !body.get("Results").is_some_and(Value::is_array) {
+        return None;
+    }
+    let verification = WebhookVerification::deserialize(&body).ok()?;
+    Some(PostmarkError::WebhookNotVerified {
+        http_status: status.as_u16(),
+        error_code: body
+            .get("ErrorCode")
+            .and_then(crate::serde_util::value_as_i64)
+            .filter(|code| *code != 0),
+        verification: Box::new(verification),
+    })
 }
 
 /// Sorts an HTTP answer into a JSON success or a classified error.

@@ -156,6 +156,11 @@ impl ApiError {
         self.error_code == Some(701)
     }
 
+    /// ErrorCode 1364: a webhook was not saved because its URL failed verification.
+    pub fn is_webhook_verification_failed(&self) -> bool {
+        self.error_code == Some(1364)
+    }
+
     fn is_bad_token(&self) -> bool {
         self.error_code == Some(10) || (self.http_status == 401 && self.error_code.is_none())
     }
@@ -256,11 +261,12 @@ pub enum PostmarkError {
         /// The limit (500).
         max: usize,
     },
-    /// A message search Postmark would refuse (paging out of range); nothing was sent.
+    /// A search or list Postmark would refuse (paging out of range): messages, bounces, opens or
+    /// clicks; nothing was sent.
     #[error(
-        "a Postmark message search takes a count of 1 to {max_count} and count + offset of at most \
-         {max_window} (this one: count {count}, offset {offset}); narrow it with fromdate/todate; \
-         nothing was sent"
+        "a Postmark message, bounce, open or click search takes a count of 1 to {max_count} and \
+         count + offset of at most {max_window} (this one: count {count}, offset {offset}); narrow \
+         it with fromdate/todate; nothing was sent"
     )]
     InvalidSearch {
         /// `count` asked for.
@@ -271,6 +277,23 @@ pub enum PostmarkError {
         max_count: u32,
         /// The largest count + offset (10,000).
         max_window: u32,
+    },
+    /// Postmark refused to save a webhook because its URL failed verification (it test-posts
+    /// every enabled trigger first) and answered the per-trigger results. Nothing was saved (on
+    /// edit the webhook stays as it was). Fix the endpoint, or save it unverified with
+    /// `Verify: false`. A refusal with only `{ErrorCode: 1364, Message}` is an [`ApiError`] instead,
+    /// see [`ApiError::is_webhook_verification_failed`].
+    #[error(
+        "Postmark did not save the webhook: verification of its URL failed (HTTP {http_status}): {}",
+        verification.message.as_deref().unwrap_or("no message")
+    )]
+    WebhookNotVerified {
+        /// The HTTP status (422).
+        http_status: u16,
+        /// The `ErrorCode`, when the body had one.
+        error_code: Option<i64>,
+        /// What each trigger's test POST got.
+        verification: Box<crate::webhooks_api::WebhookVerification>,
     },
     /// The token cannot be put in an HTTP header (it contains control characters).
     #[error(
@@ -304,7 +327,9 @@ impl PostmarkError {
             | Self::BatchLengthMismatch { .. }
             | Self::Http { .. } => ErrorClass::Unexpected,
             Self::BatchTooLarge { .. } => ErrorClass::TooLarge,
-            Self::InvalidSearch { .. } => ErrorClass::InvalidRequest,
+            Self::InvalidSearch { .. } | Self::WebhookNotVerified { .. } => {
+                ErrorClass::InvalidRequest
+            }
             Self::InvalidToken | Self::InvalidBaseUrl { .. } => ErrorClass::Configuration,
         }
     }
@@ -336,6 +361,7 @@ impl PostmarkError {
             Self::BlockedByNetwork { .. }
             | Self::BatchTooLarge { .. }
             | Self::InvalidSearch { .. }
+            | Self::WebhookNotVerified { .. }
             | Self::InvalidToken
             | Self::InvalidBaseUrl { .. }
             | Self::Http { .. } => false,
@@ -357,13 +383,17 @@ impl PostmarkError {
             Self::BlockedByNetwork { status, .. } | Self::UnexpectedResponse { status, .. } => {
                 Some(*status)
             }
+            Self::WebhookNotVerified { http_status, .. } => Some(*http_status),
             _ => None,
         }
     }
 
     /// Postmark's `ErrorCode`, when the answer had one.
     pub fn error_code(&self) -> Option<i64> {
-        self.api_error().and_then(ApiError::error_code)
+        match self {
+            Self::WebhookNotVerified { error_code, .. } => *error_code,
+            _ => self.api_error().and_then(ApiError::error_code),
+        }
     }
 }
 

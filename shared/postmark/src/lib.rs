@@ -62,15 +62,18 @@ mod error;
 mod message;
 mod messages;
 mod metadata;
+mod reads;
 mod serde_util;
 pub mod smtp;
 mod string_enum;
 mod token;
 pub mod webhook;
+mod webhooks_api;
 
 pub use api_types::{
     BatchItemOutcome, BounceActivation, DeliveryType, MessageStreamInfo, MessageStreamType,
-    SendReceipt, ServerInfo, Suppression, SuppressionChange, SuppressionQuery, SuppressionStatus,
+    SendReceipt, ServerEdit, ServerInfo, Suppression, SuppressionChange, SuppressionQuery,
+    SuppressionStatus, UnsubscribeHandlingType,
 };
 pub use bounce::{BounceClass, BounceType};
 pub use client::{DEFAULT_BASE_URL, DEFAULT_TIMEOUT, MAX_BATCH_SIZE, PostmarkClient};
@@ -81,6 +84,13 @@ pub use messages::{
     OutboundMessages, OutboundSearch, Recipient,
 };
 pub use metadata::Metadata;
+pub use reads::{BounceQuery, Bounces, Clicks, Opens, TrackingQuery};
 pub use serde_util::{format_timestamp, parse_timestamp};
 pub use token::ServerToken;
-pub use webhook::{SuppressionOrigin, SuppressionReason, WebhookEvent, WebhookParseError};
+pub use webhook::{
+    Bounce, Click, Open, SuppressionOrigin, SuppressionReason, WebhookEvent, WebhookParseError,
+};
+pub use webhooks_api::{
+    ContentTrigger, HttpAuth, HttpHeader, NewWebhook, OpenTrigger, Trigger, TriggerVerification,
+    Webhook, WebhookEdit, WebhookMetrics, WebhookStatistics, WebhookTriggers, WebhookVerification,
+};

@@ -226,11 +226,14 @@ impl Header {
 pub enum TrackLinks {
     /// No link tracking.
     None,
-    /// Track links in both bodies.
+    /// Track links in both bodies (the account API's `HtmlAndTextTracking` reads as this).
+    #[serde(alias = "HtmlAndTextTracking")]
     HtmlAndText,
-    /// Track links in the HTML body only.
+    /// Track links in the HTML body only (also read from `HtmlOnlyTracking`).
+    #[serde(alias = "HtmlOnlyTracking")]
     HtmlOnly,
-    /// Track links in the text body only.
+    /// Track links in the text body only (also read from `TextOnlyTracking`).
+    #[serde(alias = "TextOnlyTracking")]
     TextOnly,
 }
 

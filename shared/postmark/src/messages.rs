@@ -14,6 +14,15 @@ pub const MAX_SEARCH_COUNT: u32 = 500;
 /// Postmark refuses searches whose `count + offset` exceed this; narrow with dates instead.
 pub const MAX_SEARCH_WINDOW: u32 = 10_000;
 
+/// How Postmark's date filters (`fromdate`, `todate`) are written: Eastern Time, no offset.
+pub(crate) const EASTERN_DATE: &str = "%Y-%m-%dT%H:%M:%S";
+
+/// Whether Postmark takes this paging: `count` 1 to [`MAX_SEARCH_COUNT`], `count + offset` at most
+/// [`MAX_SEARCH_WINDOW`] (the same rule for messages, bounces, opens and clicks).
+pub(crate) fn paging_ok(count: u32, offset: u32) -> bool {
+    (1..=MAX_SEARCH_COUNT).contains(&count) && count.saturating_add(offset) <= MAX_SEARCH_WINDOW
+}
+
 /// A search of sent messages (`GET /messages/outbound`), built step by step.
 ///
 /// ```
@@ -133,13 +142,12 @@ impl OutboundSearch {
 
     /// Whether Postmark would take this paging.
     pub(crate) fn paging_ok(&self) -> bool {
-        (1..=MAX_SEARCH_COUNT).contains(&self.count)
-            && self.count.saturating_add(self.offset) <= MAX_SEARCH_WINDOW
+        paging_ok(self.count, self.offset)
     }
 
     /// The query string pairs, in a fixed order.
     pub(crate) fn pairs(&self) -> Vec<(String, String)> {
-        const DATE: &str = "%Y-%m-%dT%H:%M:%S";
+        const DATE: &str = EASTERN_DATE;
         let mut pairs = vec![
             ("count".to_owned(), self.count.to_string()),
             ("offset".to_owned(), self.offset.to_string()),
@@ -270,6 +278,50 @@ impl MessageEvent {
             Value::Bool(flag) => Some(if *flag { "True" } else { "False" }.to_owned()),
             _ => None,
         }
+    }
+
+    /// A detail as an integer, whether sent as a number (`374814878`) or a string
+    /// (`"374814878"`).
+    pub fn detail_i64(&self, key: &str) -> Option<i64> {
+        self.details
+            .get(key)
+            .and_then(crate::serde_util::value_as_i64)
+    }
+
+    /// A detail as a boolean: `true`/`false`, or a string compared case-insensitively (`"True"`).
+    pub fn detail_bool(&self, key: &str) -> Option<bool> {
+        match self.details.get(key)? {
+            Value::Bool(flag) => Some(*flag),
+            Value::String(text) if text.trim().eq_ignore_ascii_case("true") => Some(true),
+            Value::String(text) if text.trim().eq_ignore_ascii_case("false") => Some(false),
+            _ => None,
+        }
+    }
+
+    /// `Details.BounceID` of a `Bounced` event: the id for [`crate::PostmarkClient::bounce`].
+    pub fn bounce_id(&self) -> Option<i64> {
+        self.detail_i64("BounceID")
+    }
+
+    /// `Details.SuppressSending` of a `SubscriptionChanged` event: `true` when the recipient was
+    /// suppressed, `false` when reactivated.
+    pub fn suppress_sending(&self) -> Option<bool> {
+        self.detail_bool("SuppressSending")
+    }
+
+    /// `Details.Summary` (`Opened`, `LinkClicked`, `Bounced`).
+    pub fn summary(&self) -> Option<String> {
+        self.detail("Summary")
+    }
+
+    /// `Details.Link` of a `LinkClicked` event.
+    pub fn link(&self) -> Option<String> {
+        self.detail("Link")
+    }
+
+    /// `Details.DeliveryMessage` of a `Delivered` or `Transient` event: the SMTP reply.
+    pub fn delivery_message(&self) -> Option<String> {
+        self.detail("DeliveryMessage")
     }
 }
 

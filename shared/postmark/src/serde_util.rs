@@ -40,6 +40,16 @@ where
     Ok(value_as_i64(&Value::deserialize(deserializer)?))
 }
 
+/// A required integer (an ID), also when sent as a string; `null` or another shape fails.
+pub(crate) fn required_i64<'de, D>(deserializer: D) -> Result<i64, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let value = Value::deserialize(deserializer)?;
+    value_as_i64(&value)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected an integer id, got {value}")))
+}
+
 pub(crate) fn value_as_i64(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64().or_else(|| {

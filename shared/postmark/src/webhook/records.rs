@@ -243,6 +243,16 @@ impl Bounce {
             .as_ref()
             .map_or(BounceType::Unknown.class(), BounceType::class)
     }
+
+    /// An SMTP API error (`Type` `SMTPApiError`, or TypeCode 100007 when `Type` is missing):
+    /// Postmark accepted the message over SMTP, then refused it (typically a suppressed
+    /// recipient). Not sent, and not a bounce of the recipient's mailbox.
+    pub fn is_smtp_api_error(&self) -> bool {
+        match &self.bounce_type {
+            Some(bounce_type) => *bounce_type == BounceType::SMTPApiError,
+            None => self.type_code == Some(100_007),
+        }
+    }
 }
 
 /// `Client` and `OS` of an open or click.
