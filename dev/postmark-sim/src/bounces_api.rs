@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::api::{error, json_reply, management};
-use crate::eastern;
+use postmark::eastern;
 use crate::http::ConnectionKiller;
 use crate::messages_api::eastern_bound;
 use crate::pipeline::postmark_time;

@@ -33,7 +33,6 @@ mod api;
 mod bounces_api;
 mod config;
 mod control;
-mod eastern;
 mod faults;
 mod http;
 mod messages_api;

@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::address;
 use crate::api::{error, json_reply, management};
-use crate::eastern;
+use postmark::eastern;
 use crate::http::ConnectionKiller;
 use crate::pipeline::postmark_time;
 use crate::state::{Sim, StoredMessage, lock};

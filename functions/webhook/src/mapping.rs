@@ -145,7 +145,11 @@ pub fn to_event(
         ),
     };
     let time = webhook.event_time();
-    let timestamp = time.map(|t| t.to_rfc3339());
+    // The instant, in UTC: the same event read back from Postmark's API carries Eastern time.
+    let timestamp = time.map(|t| {
+        t.with_timezone(&Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    });
     let identity = EventIdentity {
         record_type: webhook.kind().as_str(),
         message_id: webhook.message_id(),

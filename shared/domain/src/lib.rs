@@ -13,6 +13,7 @@ pub mod feed;
 pub mod ids;
 pub mod jobs;
 pub mod ports;
+pub mod recovery;
 pub mod rewrite;
 pub mod servers;
 pub mod standing;

@@ -58,6 +58,7 @@
 mod api_types;
 mod bounce;
 mod client;
+pub mod eastern;
 mod error;
 mod message;
 mod messages;
@@ -67,6 +68,7 @@ mod serde_util;
 pub mod smtp;
 mod string_enum;
 mod token;
+pub mod recovered;
 pub mod webhook;
 mod webhooks_api;
 

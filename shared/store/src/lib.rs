@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod feed;
 pub mod jobs;
+pub mod recovery;
 pub mod schema;
 pub mod secrets;
 pub mod servers;

@@ -19,6 +19,8 @@
 //! | counter shard | `STATS#{kind}#{campaign id}#{shard}` | `STATS` | | [`keys::campaign_shard`] | a campaign's counters and clicks per link, on 16 shards each under its own partition; read with one batched read |
 //! | engagement | `ENG#{message}` | `ENG` | | [`keys::engagement`] | a message's opens and clicks per source (and per link), counted once per person, with their first and last times; written by the stream function |
 //! | stream unit marker | `STREAM#{event id}` | `STREAM` | | [`keys::stream_unit`] | a unit of a stream batch counted (expires after two days): a batch handed over again is not counted twice |
+//! | recovery watermark | `RECOVERY#{server id}` | `WATERMARK` | | [`keys::recovery_watermark`] | up to when a server's events have been asked of Postmark |
+//! | recovery run | `RECOVERY_RUNS` | `{timestamp}#{run id}` | | [`keys::recovery_run`] | the summaries of recovery runs, newest first (expire after 90 days) |
 //!
 //! Timestamps in sort keys are RFC 3339 UTC with fixed width, so that text order is time order.
 
@@ -333,6 +335,17 @@ pub mod keys {
     pub fn stream_unit(event_id: &str) -> Key {
         key(format!("STREAM#{event_id}"), "STREAM")
     }
+
+    pub fn recovery_watermark(server: &ServerId) -> Key {
+        key(format!("RECOVERY#{server}"), "WATERMARK")
+    }
+
+    /// The partition of the recovery runs' summaries.
+    pub const RECOVERY_RUNS: &str = "RECOVERY_RUNS";
+
+    pub fn recovery_run(at: DateTime<Utc>, id: &str) -> Key {
+        key(RECOVERY_RUNS, format!("{}#{id}", sortable_time(at)))
+    }
 }
 
 #[cfg(test)]
@@ -502,6 +515,8 @@ mod tests {
             )),
             "engagement" => Made::Table(engagement("job:job-1")),
             "stream_unit" => Made::Table(stream_unit("e1")),
+            "recovery_watermark" => Made::Table(recovery_watermark(&ServerId::parse("main").unwrap())),
+            "recovery_run" => Made::Table(recovery_run(at, "run-1")),
             _ => return None,
         })
     }

@@ -257,8 +257,7 @@ impl Table {
     }
 
     /// Runs one write made for a transaction (a put or an update) on its own: one request, and half the
-    /// write units of a transaction (the crate's tests set items up with it).
-    #[cfg(test)]
+    /// write units of a transaction.
     pub(crate) async fn write(&self, op: TransactWriteItem) -> Result<(), StoreError> {
         if let Some(put) = op.put {
             self.client

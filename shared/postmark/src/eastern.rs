@@ -1,5 +1,5 @@
-//! US Eastern Time, the clock of Postmark's Messages API: `fromdate`/`todate` are read in it and
-//! `ReceivedAt` carries its offset. Done by hand (the US rule since 2007) to avoid a time-zone
+//! US Eastern Time, the clock of Postmark's read APIs: `fromdate`/`todate` are read in it and
+//! `ReceivedAt`/`BouncedAt` carry its offset. Done by hand (the US rule since 2007) to avoid a time-zone
 //! database for one zone.
 
 use chrono::{
@@ -31,14 +31,19 @@ fn is_daylight_time(at: DateTime<Utc>) -> bool {
 }
 
 /// The Eastern offset in force at an instant (-05:00 or -04:00).
-pub(crate) fn offset_at(at: DateTime<Utc>) -> FixedOffset {
+pub fn offset_at(at: DateTime<Utc>) -> FixedOffset {
     let seconds = if is_daylight_time(at) { EDT } else { EST };
     FixedOffset::east_opt(seconds).unwrap_or(FixedOffset::east_opt(EST).unwrap_or(Utc.fix()))
 }
 
 /// An instant as Eastern Time, with the offset in force then.
-pub(crate) fn to_eastern(at: DateTime<Utc>) -> DateTime<FixedOffset> {
+pub fn to_eastern(at: DateTime<Utc>) -> DateTime<FixedOffset> {
     at.with_timezone(&offset_at(at))
+}
+
+/// An instant as the wall-clock Eastern time a `fromdate`/`todate` parameter takes.
+pub fn wall_clock(at: DateTime<Utc>) -> NaiveDateTime {
+    to_eastern(at).naive_local()
 }
 
 /// The instants a wall-clock Eastern time names: one normally, two in the repeated hour of
@@ -67,12 +72,12 @@ fn local_offset(utc: DateTime<Utc>, local: NaiveDateTime) -> i32 {
 }
 
 /// The earliest instant a wall-clock Eastern time names (for an inclusive lower bound).
-pub(crate) fn earliest(local: NaiveDateTime) -> Option<DateTime<Utc>> {
+pub fn earliest(local: NaiveDateTime) -> Option<DateTime<Utc>> {
     instants(local).first().copied()
 }
 
 /// The latest instant a wall-clock Eastern time names (for an inclusive upper bound).
-pub(crate) fn latest(local: NaiveDateTime) -> Option<DateTime<Utc>> {
+pub fn latest(local: NaiveDateTime) -> Option<DateTime<Utc>> {
     instants(local).last().copied()
 }
 
