@@ -15,11 +15,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::api::{error, json_reply, management};
-use postmark::eastern;
 use crate::http::ConnectionKiller;
 use crate::messages_api::eastern_bound;
 use crate::pipeline::postmark_time;
 use crate::state::{BounceRecord, Sim, lock};
+use postmark::eastern;
 
 type Reply = Result<Response, Response>;
 

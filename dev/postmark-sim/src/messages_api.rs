@@ -19,10 +19,10 @@ use serde_json::{Map, Value, json};
 
 use crate::address;
 use crate::api::{error, json_reply, management};
-use postmark::eastern;
 use crate::http::ConnectionKiller;
 use crate::pipeline::postmark_time;
 use crate::state::{Sim, StoredMessage, lock};
+use postmark::eastern;
 
 type Reply = Result<Response, Response>;
 

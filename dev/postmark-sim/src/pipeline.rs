@@ -433,10 +433,17 @@ impl Sim {
             let Some(outcome) = message.outcomes.get(&address::key(recipient)) else {
                 continue;
             };
+            // One instant per event: its webhook and its record in the read APIs agree on it.
+            let at = now();
             match outcome {
                 RecipientOutcome::Inactive if message.via == Via::Smtp => {
-                    let record =
-                        self.record_bounce(server, message, recipient, &BounceType::SMTPApiError);
+                    let record = self.record_bounce(
+                        server,
+                        message,
+                        recipient,
+                        &BounceType::SMTPApiError,
+                        at,
+                    );
                     self.note_event(
                         &message.message_id,
                         recipient,
@@ -445,6 +452,7 @@ impl Sim {
                             "Summary": record.details.clone().unwrap_or_default(),
                             "BounceID": record.id.map(|id| id.to_string()).unwrap_or_default(),
                         }),
+                        at,
                     );
                     if server.config.enable_smtp_api_error_hooks {
                         for target in &targets {
@@ -457,17 +465,17 @@ impl Sim {
                 }
                 RecipientOutcome::Inactive => {}
                 RecipientOutcome::Delivered => {
-                    self.note_delivered(message, recipient);
+                    self.note_delivered(message, recipient, at);
                     push(
                         &mut outgoing,
                         &targets,
                         |t| t.delivery,
-                        || delivery(server, message, recipient),
+                        || delivery(server, message, recipient, at),
                     );
                 }
                 RecipientOutcome::Bounced { bounce_type } => {
                     let kind = BounceType::from(bounce_type.as_str());
-                    let record = self.record_bounce(server, message, recipient, &kind);
+                    let record = self.record_bounce(server, message, recipient, &kind, at);
                     self.note_event(
                         &message.message_id,
                         recipient,
@@ -476,9 +484,10 @@ impl Sim {
                             "Summary": record.details.clone().unwrap_or_default(),
                             "BounceID": record.id.map(|id| id.to_string()).unwrap_or_default(),
                         }),
+                        at,
                     );
                     if kind.class() == BounceClass::Hard {
-                        self.note_suppressed(message, recipient);
+                        self.note_suppressed(message, recipient, at);
                     }
                     for target in &targets {
                         if target.triggers.bounce {
@@ -502,22 +511,28 @@ impl Sim {
                                     Some(SuppressionReason::HardBounce),
                                     SuppressionOrigin::Recipient,
                                     Some(message),
+                                    at,
                                 )
                             },
                         );
                     }
                 }
                 RecipientOutcome::Complained => {
-                    self.note_delivered(message, recipient);
-                    self.note_suppressed(message, recipient);
+                    self.note_delivered(message, recipient, at);
+                    self.note_suppressed(message, recipient, at);
                     push(
                         &mut outgoing,
                         &targets,
                         |t| t.delivery,
-                        || delivery(server, message, recipient),
+                        || delivery(server, message, recipient, at),
                     );
-                    let record =
-                        self.record_bounce(server, message, recipient, &BounceType::SpamComplaint);
+                    let record = self.record_bounce(
+                        server,
+                        message,
+                        recipient,
+                        &BounceType::SpamComplaint,
+                        at,
+                    );
                     for target in &targets {
                         if target.triggers.spam_complaint {
                             let mut complaint = record.clone();
@@ -539,6 +554,7 @@ impl Sim {
                                 Some(SuppressionReason::SpamComplaint),
                                 SuppressionOrigin::Recipient,
                                 Some(message),
+                                at,
                             )
                         },
                     );
@@ -548,7 +564,7 @@ impl Sim {
         self.post_all(outgoing);
     }
 
-    fn note_delivered(&self, message: &StoredMessage, recipient: &str) {
+    fn note_delivered(&self, message: &StoredMessage, recipient: &str, at: Instant) {
         self.note_event(
             &message.message_id,
             recipient,
@@ -558,16 +574,18 @@ impl Sim {
                 "DestinationServer": "mx.simulated.invalid (127.0.0.1)",
                 "DestinationIP": "127.0.0.1",
             }),
+            at,
         );
     }
 
     /// The SubscriptionChanged event of a hard bounce or complaint (strings, as Postmark sends).
-    fn note_suppressed(&self, message: &StoredMessage, recipient: &str) {
+    fn note_suppressed(&self, message: &StoredMessage, recipient: &str, at: Instant) {
         self.note_event(
             &message.message_id,
             recipient,
             "SubscriptionChanged",
             json!({ "Origin": "Recipient", "SuppressSending": "True" }),
+            at,
         );
     }
 
@@ -577,6 +595,7 @@ impl Sim {
         message: &StoredMessage,
         recipient: &str,
         kind: &BounceType,
+        at: Instant,
     ) -> Bounce {
         let info = bounce_info(kind);
         let class = kind.class();
@@ -610,7 +629,7 @@ impl Sim {
             }),
             email: Some(recipient.to_owned()),
             from: Some(message.from.clone()),
-            bounced_at: Some(now()),
+            bounced_at: Some(at),
             dump_available: Some(!smtp_api_error),
             inactive: Some(inactive),
             can_activate: Some(!complaint && !smtp_api_error),
@@ -725,6 +744,7 @@ impl Sim {
                         Some(SuppressionReason::ManualSuppression),
                         SuppressionOrigin::Customer,
                         None,
+                        now(),
                     )
                 },
             );
@@ -800,6 +820,7 @@ impl Sim {
                         None,
                         SuppressionOrigin::Customer,
                         None,
+                        now(),
                     )
                 },
             );
@@ -859,6 +880,7 @@ impl Sim {
                         None,
                         SuppressionOrigin::Customer,
                         None,
+                        now(),
                     )
                 },
             );
@@ -883,6 +905,7 @@ impl Sim {
             .user_agent
             .clone()
             .unwrap_or_else(|| DEFAULT_USER_AGENT.to_owned());
+        let at = now();
         if first {
             // Postmark stores only the first open of a recipient.
             self.note_event(
@@ -890,6 +913,7 @@ impl Sim {
                 &recipient,
                 "Opened",
                 json!({ "Summary": format!("Email opened with {user_agent}") }),
+                at,
             );
         }
         let event = WebhookEvent::Open(Open {
@@ -899,7 +923,7 @@ impl Sim {
             message_id: Some(message.message_id.clone()),
             recipient: Some(recipient.clone()),
             tag: Some(message.tag.clone().unwrap_or_default()),
-            received_at: Some(now()),
+            received_at: Some(at),
             read_seconds: Some(request.read_seconds.unwrap_or(5)),
             platform: Some(request.platform.unwrap_or_else(|| "Desktop".to_owned())),
             client: Some(request.client.unwrap_or_else(default_client)),
@@ -955,6 +979,7 @@ impl Sim {
         ));
         let mut posted = 0;
         if first {
+            let at = now();
             let body = if location.eq_ignore_ascii_case("Text") {
                 "TextBody"
             } else {
@@ -969,6 +994,7 @@ impl Sim {
                     "Link": request.link,
                     "ClickLocation": location,
                 }),
+                at,
             );
             let event = WebhookEvent::Click(Click {
                 click_location: Some(location),
@@ -978,7 +1004,7 @@ impl Sim {
                 recipient: Some(recipient.clone()),
                 tag: Some(message.tag.clone().unwrap_or_default()),
                 original_link: Some(request.link),
-                received_at: Some(now()),
+                received_at: Some(at),
                 platform: Some(request.platform.unwrap_or_else(|| "Desktop".to_owned())),
                 client: Some(request.client.unwrap_or_else(default_client)),
                 os: Some(request.os.unwrap_or_else(default_os)),
@@ -1101,6 +1127,9 @@ fn push(
     }
 }
 
+/// When a simulated event happened, in Postmark's Eastern time.
+type Instant = chrono::DateTime<chrono::FixedOffset>;
+
 fn metadata(message: &StoredMessage) -> Metadata {
     message
         .metadata
@@ -1109,14 +1138,19 @@ fn metadata(message: &StoredMessage) -> Metadata {
         .collect()
 }
 
-fn delivery(server: &Server, message: &StoredMessage, recipient: &str) -> WebhookEvent {
+fn delivery(
+    server: &Server,
+    message: &StoredMessage,
+    recipient: &str,
+    at: Instant,
+) -> WebhookEvent {
     WebhookEvent::Delivery(Delivery {
         server_id: Some(server.id as i64),
         message_stream: Some(message.message_stream.clone()),
         message_id: Some(message.message_id.clone()),
         recipient: Some(recipient.to_owned()),
         tag: Some(message.tag.clone().unwrap_or_default()),
-        delivered_at: Some(now()),
+        delivered_at: Some(at),
         details: Some("smtp;250 2.0.0 OK (simulated delivery)".to_owned()),
         metadata: Some(metadata(message)),
         ..Delivery::default()
@@ -1131,6 +1165,7 @@ fn subscription_change(
     reason: Option<SuppressionReason>,
     origin: SuppressionOrigin,
     message: Option<&StoredMessage>,
+    at: Instant,
 ) -> WebhookEvent {
     WebhookEvent::SubscriptionChange(SubscriptionChange {
         server_id: Some(server.id as i64),
@@ -1138,7 +1173,7 @@ fn subscription_change(
         message_id: message.map(|message| message.message_id.clone()),
         recipient: Some(recipient.to_owned()),
         tag: message.map(|message| message.tag.clone().unwrap_or_default()),
-        changed_at: Some(now()),
+        changed_at: Some(at),
         origin: Some(origin),
         suppress_sending: Some(reason.is_some()),
         suppression_reason: reason,

@@ -454,6 +454,7 @@ impl Sim {
         recipient: &str,
         kind: &'static str,
         details: serde_json::Value,
+        at: DateTime<FixedOffset>,
     ) {
         lock(&self.events)
             .entry(message_id.to_owned())
@@ -461,7 +462,7 @@ impl Sim {
             .push(EventRecord {
                 recipient: recipient.to_owned(),
                 kind,
-                at: now(),
+                at,
                 details,
             });
     }

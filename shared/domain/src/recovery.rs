@@ -46,7 +46,10 @@ pub struct RecoveryRun {
 
 impl RecoveryRun {
     pub fn recovered_total(&self) -> u64 {
-        self.servers.iter().map(ServerRecovery::recovered_total).sum()
+        self.servers
+            .iter()
+            .map(ServerRecovery::recovered_total)
+            .sum()
     }
 
     pub fn ok(&self) -> bool {

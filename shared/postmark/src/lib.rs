@@ -64,11 +64,11 @@ mod message;
 mod messages;
 mod metadata;
 mod reads;
+pub mod recovered;
 mod serde_util;
 pub mod smtp;
 mod string_enum;
 mod token;
-pub mod recovered;
 pub mod webhook;
 mod webhooks_api;
 

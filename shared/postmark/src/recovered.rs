@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use crate::api_types::Suppression;
 use crate::messages::{MessageEvent, OutboundMessage, OutboundMessageDetails};
 use crate::webhook::{Bounce, Click, Open, WebhookEvent};
 
@@ -106,7 +107,10 @@ pub fn click_event(click: &Click, context: &MessageContext) -> WebhookEvent {
 /// Open, `LinkClicked` as a Click, `SubscriptionChanged` as a SubscriptionChange. `Bounced` gives `None`:
 /// its bounce is read from the Bounces API (by its `BounceID`), which has what the webhook carries.
 /// `Transient` (a retry in progress) gives `None` too.
-pub fn message_event(details: &OutboundMessageDetails, event: &MessageEvent) -> Option<WebhookEvent> {
+pub fn message_event(
+    details: &OutboundMessageDetails,
+    event: &MessageEvent,
+) -> Option<WebhookEvent> {
     let context = MessageContext::from(&details.message);
     let recipient = event.recipient.clone();
     let at = event.received_at.clone();
@@ -119,10 +123,7 @@ pub fn message_event(details: &OutboundMessageDetails, event: &MessageEvent) -> 
                 "Details": event.delivery_message(),
             }),
         ),
-        "Opened" => (
-            "Open",
-            json!({ "Recipient": recipient, "ReceivedAt": at, "FirstOpen": true }),
-        ),
+        "Opened" => ("Open", json!({ "Recipient": recipient, "ReceivedAt": at })),
         "LinkClicked" => (
             "Click",
             json!({
@@ -147,9 +148,30 @@ pub fn message_event(details: &OutboundMessageDetails, event: &MessageEvent) -> 
     Some(rebuilt(record_type, strip_nulls(fields), &context))
 }
 
+/// An entry of a stream's suppression dump as the SubscriptionChange webhook that would have announced it
+/// (`SuppressSending: true`, changed when the suppression was created). The dump names no message; the
+/// event is about the address alone.
+pub fn suppression_event(suppression: &Suppression, stream: &str) -> WebhookEvent {
+    let fields = json!({
+        "RecordType": "SubscriptionChange",
+        "Recipient": suppression.email_address,
+        "SuppressSending": true,
+        "SuppressionReason": suppression.suppression_reason.as_ref().map(|r| r.as_str()),
+        "Origin": suppression.origin.as_ref().map(|o| o.as_str()),
+        "ChangedAt": suppression.created_at.map(|t| t.to_rfc3339()),
+        "MessageStream": stream,
+    });
+    match strip_nulls(fields) {
+        Value::Object(map) => WebhookEvent::from_object(map),
+        _ => WebhookEvent::Unknown(Map::new()),
+    }
+}
+
 fn strip_nulls(value: Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect())
+        }
         other => other,
     }
 }
@@ -192,6 +214,34 @@ mod tests {
             posted.metadata().map(|m| m.to_string_map())
         );
         assert_eq!(event, posted);
+    }
+
+    #[test]
+    fn a_suppression_in_the_dump_is_a_subscription_change_that_suppresses() {
+        let entry: Suppression = serde_json::from_value(json!({
+            "EmailAddress": "a@example.com", "SuppressionReason": "ManualSuppression",
+            "Origin": "Customer", "CreatedAt": "2026-01-02T03:04:05-05:00"
+        }))
+        .unwrap();
+        let WebhookEvent::SubscriptionChange(change) = suppression_event(&entry, "broadcast")
+        else {
+            panic!("a subscription change")
+        };
+        assert_eq!(change.suppress_sending, Some(true));
+        assert_eq!(change.recipient.as_deref(), Some("a@example.com"));
+        assert_eq!(change.message_stream.as_deref(), Some("broadcast"));
+        assert_eq!(
+            change
+                .suppression_reason
+                .map(|r| r.as_str().to_owned())
+                .as_deref(),
+            Some("ManualSuppression")
+        );
+        assert_eq!(
+            change.origin.map(|o| o.as_str().to_owned()).as_deref(),
+            Some("Customer")
+        );
+        assert!(change.changed_at.is_some());
     }
 
     #[test]
@@ -238,7 +288,8 @@ mod tests {
             assert_eq!(e.message_id(), Some("m-1"));
             assert_eq!(e.recipient(), Some("a@example.com"));
             assert_eq!(
-                e.metadata().map(|m| m.to_string_map())
+                e.metadata()
+                    .map(|m| m.to_string_map())
                     .and_then(|m| m.get("job_id").cloned())
                     .as_deref(),
                 Some("j-1")

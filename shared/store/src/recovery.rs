@@ -48,8 +48,9 @@ impl Table {
     /// Keeps a run's summary.
     pub async fn record_recovery_run(&self, run: &RecoveryRun) -> Result<(), StoreError> {
         let mut item = keys::recovery_run(run.started_at, &run.id).into_item();
-        let text = serde_json::to_string(run)
-            .map_err(|e| StoreError::Corrupt(format!("a recovery run that cannot be stored: {e}")))?;
+        let text = serde_json::to_string(run).map_err(|e| {
+            StoreError::Corrupt(format!("a recovery run that cannot be stored: {e}"))
+        })?;
         item.insert(SUMMARY.into(), s(text));
         let expires = run.started_at + chrono::Duration::days(RUN_DAYS);
         item.insert(TTL_ATTRIBUTE.into(), n(expires.timestamp()));

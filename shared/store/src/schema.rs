@@ -515,7 +515,9 @@ mod tests {
             )),
             "engagement" => Made::Table(engagement("job:job-1")),
             "stream_unit" => Made::Table(stream_unit("e1")),
-            "recovery_watermark" => Made::Table(recovery_watermark(&ServerId::parse("main").unwrap())),
+            "recovery_watermark" => {
+                Made::Table(recovery_watermark(&ServerId::parse("main").unwrap()))
+            }
             "recovery_run" => Made::Table(recovery_run(at, "run-1")),
             _ => return None,
         })

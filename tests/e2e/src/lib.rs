@@ -35,6 +35,8 @@ pub struct Stack {
     pub sender: sender::App,
     pub webhook: Arc<webhook::App>,
     pub webhook_addr: SocketAddr,
+    /// The recovery function, asking the simulator (no settle time: every event is old enough).
+    pub recover: recover::App,
     /// The stream function on the table's stream (the counters follow from it).
     pub stream: local_stack::stream_poller::StreamPoller,
     receiver: JoinHandle<()>,
@@ -170,8 +172,8 @@ impl Stack {
             t.aws.sqs.clone(),
             sender::Config {
                 table_name: t.table.name().to_owned(),
-                secrets_prefix: prefix,
-                tracking_key_secret: tracking_secret,
+                secrets_prefix: prefix.clone(),
+                tracking_key_secret: tracking_secret.clone(),
                 tracking_base_url: format!("http://{webhook_addr}"),
                 postmark_api_url: sim.api_url().parse().expect("the simulator's URL"),
                 smtp_extra_ca_pem: Some(sim.ca_pem().to_owned()),
@@ -189,6 +191,23 @@ impl Stack {
         )
         .expect("the sender's app");
 
+        let recover = recover::App::with_clients(
+            t.aws.dynamodb.clone(),
+            t.aws.secrets.clone(),
+            recover::Config {
+                table_name: t.table.name().to_owned(),
+                secrets_prefix: prefix.clone(),
+                tracking_key_secret: tracking_secret.clone(),
+                postmark_api_url: sim.api_url().parse().expect("the simulator's URL"),
+                postmark_timeout: Duration::from_secs(10),
+                secrets_ttl: Duration::from_secs(300),
+                first_lookback: chrono::Duration::hours(1),
+                overlap: chrono::Duration::minutes(15),
+                settle: chrono::Duration::zero(),
+                retention_days: 45,
+            },
+        );
+
         let stream = local_stack::stream_poller::in_process(
             &t.aws.config,
             t.aws.dynamodb.clone(),
@@ -205,6 +224,7 @@ impl Stack {
             sender,
             webhook,
             webhook_addr,
+            recover,
             stream,
             receiver,
         }
