@@ -35,7 +35,7 @@ ensure_python_tools
 ensure_cargo_lambda
 
 log "building (debug)"
-cargo build --quiet -p local-stack -p postmark-sim -p webhook -p sender -p config-api -p stream
+cargo build --quiet -p local-stack -p postmark-sim -p webhook -p sender -p config-api -p stream -p recover
 
 MOTO_LOG="$STATE/moto.log" start_moto
 aws_env_for_moto
@@ -53,6 +53,9 @@ export SECRETS_CACHE_SECONDS=30 WEBHOOK_PASSWORD_RECHECK_SECONDS=1 CLAIM_LEASE_S
 # Quicker retries than a deployment's, for a local run; the simulator's search shows a message at once.
 export POSTMARK_TIMEOUT_SECONDS=8 DEADLINE_MARGIN_SECONDS=4 SEARCH_SETTLE_SECONDS=5 \
   RETRY_BASE_SECONDS=2 RETRY_MAX_SECONDS=30 BREAKER_COOLDOWN_SECONDS=5
+# The recovery function asks the simulator for everything up to now (no settle time), an hour back at first.
+export RECOVERY_SETTLE_SECONDS=${RECOVERY_SETTLE_SECONDS:-0} RECOVERY_FIRST_LOOKBACK_HOURS=1 \
+  RECOVERY_OVERLAP_SECONDS=60
 export RUST_LOG=${RUST_LOG:-info}
 WEBHOOK_URL="$PUBLIC_BASE_URL/wh/postmark?password=$LOCAL_WEBHOOK_PASSWORD"
 
@@ -79,6 +82,17 @@ target/debug/stream-poller --invoke-url "http://127.0.0.1:$LAMBDA_PORT/2015-03-3
   --batch-size "${STREAM_BATCH_SIZE:-1000}" --window-ms "${STREAM_WINDOW_MS:-1000}" >"$STATE/stream-poller.log" 2>&1 &
 PIDS+=($!)
 
+RECOVER_INVOKE_URL="http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/recover/invocations"
+RECOVERY_EVERY_SECONDS=${RECOVERY_EVERY_SECONDS:-300}
+if ((RECOVERY_EVERY_SECONDS > 0)); then
+  log "starting the recovery timer (every $RECOVERY_EVERY_SECONDS s; the schedule's stand-in)"
+  (while sleep "$RECOVERY_EVERY_SECONDS"; do
+    curl -s -X POST -d '{"trigger":"timer"}' "$RECOVER_INVOKE_URL" >>"$STATE/recover.log" 2>&1
+    echo >>"$STATE/recover.log"
+  done) &
+  PIDS+=($!)
+fi
+
 cat >"$STATE/stack.env" <<ENV
 export AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true
 export CONFIG_API_URL=$FUNCTIONS/config-api
@@ -93,6 +107,7 @@ export TABLE_NAME=$TABLE_NAME
 export EVENT_BUS_NAME=$EVENT_BUS_NAME
 export FEED_QUEUE_URL=$FEED_QUEUE_URL
 export ADMIN_KEY=$LOCAL_ADMIN_KEY
+export RECOVER_INVOKE_URL=$RECOVER_INVOKE_URL
 ENV
 
 cat <<INFO
@@ -104,6 +119,7 @@ cat <<INFO
     send queue      $QUEUE_URL
     dead letters    $DLQ_URL
     event feed      bus $EVENT_BUS_NAME, every event routed to $FEED_QUEUE_URL
+    recovery        every $RECOVERY_EVERY_SECONDS s (0: off); now: dev/recover.sh
     Postmark sim    http://127.0.0.1:$SIM_PORT (control: /_sim/), SMTP 127.0.0.1:$SIM_SMTP_PORT
     AWS emulator    $AWS_ENDPOINT_URL
   Environment for other shells: source $STATE/stack.env

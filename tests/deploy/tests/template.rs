@@ -351,7 +351,8 @@ fn the_functions_are_rust_binaries_built_by_cargo_lambda() {
             "webhook".into(),
             "config-api".into(),
             "sender".into(),
-            "stream".into()
+            "stream".into(),
+            "recover".into()
         ])
     );
 
@@ -1128,5 +1129,65 @@ fn the_stream_function_takes_the_tables_stream_in_whole_batches() {
                 f.id
             );
         }
+    }
+}
+
+#[test]
+fn the_recovery_runs_on_a_schedule_one_run_at_a_time_and_its_failures_alarm() {
+    let t = template();
+    let function = resource(&t, "RecoverFunction");
+    assert_eq!(binary_of(function), "recover");
+    let events = function
+        .property(&["Events"])
+        .and_then(Value::as_mapping)
+        .expect("the recovery function's Events");
+    assert_eq!(events.len(), 1, "the schedule is its only trigger");
+    let schedule = events.values().next().expect("its schedule");
+    assert_eq!(
+        schedule.get("Type").and_then(Value::as_str),
+        Some("ScheduleV2")
+    );
+    let expression = schedule
+        .get("Properties")
+        .and_then(|p| p.get("ScheduleExpression"))
+        .expect("a schedule expression");
+    assert_eq!(
+        intrinsic(expression),
+        Some(Intrinsic::Ref("RecoverySchedule"))
+    );
+    assert_eq!(
+        function
+            .property(&["ReservedConcurrentExecutions"])
+            .and_then(|v| t.number(v)),
+        Some(1.0),
+        "two runs at once would ask Postmark the same questions"
+    );
+    let alarms: Vec<Resource> = t
+        .resources_of_type("AWS::CloudWatch::Alarm")
+        .filter(|r| {
+            r.property(&["Dimensions"])
+                .and_then(Value::as_sequence)
+                .is_some_and(|d| {
+                    d.iter().any(|dim| {
+                        dim.get("Value").and_then(intrinsic)
+                            == Some(Intrinsic::Ref("RecoverFunction"))
+                    })
+                })
+        })
+        .collect();
+    assert!(
+        alarms
+            .iter()
+            .any(|a| { a.property(&["MetricName"]).and_then(Value::as_str) == Some("Errors") }),
+        "an alarm on the recovery function's errors"
+    );
+    let statements = role_statements(role_of(&t, "RecoverFunction"));
+    let actions: Vec<&str> = statements.iter().flat_map(|s| s.actions.clone()).collect();
+    for forbidden in [
+        "dynamodb:DeleteItem",
+        "dynamodb:Scan",
+        "dynamodb:BatchWriteItem",
+    ] {
+        assert!(!actions.contains(&forbidden), "{forbidden}");
     }
 }
