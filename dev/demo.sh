@@ -11,7 +11,8 @@ source "$ROOT/dev/lib.sh"
 
 READY=$(mktemp)
 rm -f "$READY"
-STACK_READY_FILE="$READY" LAMBDA_PORT=${LAMBDA_PORT:-9000} "$ROOT/dev/stack.sh" &
+# The demo runs recovery on demand; the timer stays off so that it shows the stats short first.
+RECOVERY_EVERY_SECONDS=0 STACK_READY_FILE="$READY" LAMBDA_PORT=${LAMBDA_PORT:-9000} "$ROOT/dev/stack.sh" &
 STACK=$!
 stop_stack() {
   kill -TERM "$STACK" 2>/dev/null || true

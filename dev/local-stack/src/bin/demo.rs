@@ -314,8 +314,14 @@ async fn run() -> Result<bool> {
         webhook["url"].as_str().unwrap_or_default()
     );
 
-    say("Setting up two Postmark servers in the simulator, their webhooks aimed at that URL");
-    for (name, token) in [("Marketing", API_TOKEN), ("Transactional", SMTP_TOKEN)] {
+    say(
+        "Setting up two Postmark servers in the simulator: the API one gets its webhooks from the \
+         config API below; the SMTP-only one (no token to manage it with) by hand, as the config API says",
+    );
+    for (name, token, webhooks) in [
+        ("Marketing", API_TOKEN, json!([])),
+        ("Transactional", SMTP_TOKEN, json!([{ "url": webhook_url }])),
+    ] {
         e.sim(
             Method::POST,
             "/_sim/servers",
@@ -323,7 +329,7 @@ async fn run() -> Result<bool> {
                 "name": name,
                 "tokens": [token],
                 "sender_signatures": ["example.com"],
-                "webhooks": [{ "url": webhook_url }],
+                "webhooks": webhooks,
             })),
         )
         .await?;
@@ -381,6 +387,24 @@ async fn run() -> Result<bool> {
             report["ok"] == json!(true),
         );
     }
+
+    say("Putting the API server's webhooks in place through Postmark's Webhooks API (config API)");
+    let (status, synced) = e
+        .api(Method::POST, "/api/postmark/webhook/sync", None)
+        .await?;
+    let streams = stream_states(&synced);
+    for (server, stream, state) in &streams {
+        println!("  {server} / {stream}: {state}");
+    }
+    checks.check(
+        format!("webhooks synced ({status}): every stream of the API server in place"),
+        status == 200
+            && streams
+                .iter()
+                .filter(|(server, _, _)| server == "Marketing (API)")
+                .all(|(_, _, state)| state == "in_place")
+            && streams.iter().any(|(server, _, _)| server == "Marketing (API)"),
+    );
 
     say("Enqueueing a broadcast of 30 jobs, a sequence step and a transactional email");
     let mut jobs: Vec<(String, String)> = Vec::new();
@@ -715,6 +739,164 @@ async fn run() -> Result<bool> {
     feed.show();
     expected.check(&feed, &mut checks);
 
+    in_step_with_postmark(&e, &sqs, &mut checks).await?;
+
     let failed: Vec<_> = checks.0.iter().filter(|(_, ok)| !ok).collect();
     Ok(failed.is_empty())
+}
+
+/// `(server label, stream, state)` of every stream in a webhook view of the config API.
+fn stream_states(view: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for server in view["servers"].as_array().into_iter().flatten() {
+        let label = server["label"].as_str().unwrap_or_default().to_owned();
+        for stream in server["streams"].as_array().into_iter().flatten() {
+            out.push((
+                label.clone(),
+                stream["stream"].as_str().unwrap_or_default().to_owned(),
+                stream["state"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    out
+}
+
+/// Reads a broadcast's counters until `done` holds or `wait` has passed.
+async fn broadcast_stats(
+    e: &Env,
+    id: &str,
+    wait: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let (_, stats) = e
+            .api(reqwest::Method::GET, &format!("/api/broadcasts/{id}/stats"), None)
+            .await?;
+        if done(&stats) || Instant::now() > deadline {
+            return Ok(stats);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Webhooks lost for good and recovered from Postmark's APIs; a password refresh that reaches Postmark.
+async fn in_step_with_postmark(
+    e: &Env,
+    sqs: &aws_sdk_sqs::Client,
+    checks: &mut Checks,
+) -> Result<()> {
+    use reqwest::Method;
+    const SPRING: &str = "spring-recovery";
+    const JOBS: usize = 20;
+
+    say("Postmark loses 30% of the next broadcast's webhooks for good (after all its retries)");
+    e.sim(
+        Method::PUT,
+        "/_sim/webhook_loss",
+        Some(json!({ "share": 0.3, "seed": 11, "tag": SPRING })),
+    )
+    .await?;
+    let bodies: Vec<String> = (0..JOBS)
+        .map(|i| {
+            job(
+                &format!("demo-{SPRING}-{i}"),
+                "broadcast",
+                &format!("spring{i}@example.org"),
+                json!({ "broadcast_id": SPRING, "tag": SPRING, "html_body": newsletter(i) }),
+            )
+            .to_string()
+        })
+        .collect();
+    let refused = store::sqs::send_bodies(sqs, &e.queue_url, &bodies).await?;
+    checks.check(format!("{JOBS} more jobs enqueued"), refused == 0);
+    let sent = broadcast_stats(e, SPRING, Duration::from_secs(120), |s| {
+        count(s, "sent") == JOBS as i64
+    })
+    .await?;
+    e.sim(Method::POST, "/_sim/settle?timeout_ms=30000", None)
+        .await?;
+    let loss = e.sim(Method::GET, "/_sim/webhook_loss", None).await?;
+    let lost = loss["lost"].as_u64().unwrap_or(0);
+    // The stream function adds what did arrive within a batch window or two.
+    let short = broadcast_stats(e, SPRING, Duration::from_secs(10), |s| {
+        count(s, "delivered") + lost as i64 >= JOBS as i64
+    })
+    .await?;
+    println!(
+        "  before recovery: sent {}, delivered {} ({lost} webhooks lost)",
+        count(&sent, "sent"),
+        count(&short, "delivered")
+    );
+    checks.check(
+        format!("the stats are short: {lost} deliveries missing"),
+        lost > 0 && count(&short, "delivered") == JOBS as i64 - lost as i64,
+    );
+    e.sim(Method::DELETE, "/_sim/webhook_loss", None).await?;
+
+    say("A recovery run (on demand; the stack also runs it on a timer) asks Postmark what was missed");
+    let url = env("RECOVER_INVOKE_URL")?;
+    let run: Value = e
+        .http
+        .post(&url)
+        .body(r#"{"trigger":"demo"}"#)
+        .send()
+        .await?
+        .json()
+        .await?;
+    for server in run["servers"].as_array().into_iter().flatten() {
+        println!(
+            "  server {}: recovered {}, already recorded {}, {} Postmark calls, errors {}",
+            server["server_id"], server["recovered"], server["already_recorded"],
+            server["postmark_calls"], server["errors"]
+        );
+    }
+    let exact = broadcast_stats(e, SPRING, Duration::from_secs(30), |s| {
+        count(s, "delivered") == JOBS as i64
+    })
+    .await?;
+    println!("  after recovery: delivered {}", count(&exact, "delivered"));
+    checks.check(
+        format!("after recovery the stats are exact: delivered {JOBS}"),
+        count(&exact, "delivered") == JOBS as i64 && count(&exact, "sent") == JOBS as i64,
+    );
+    let (_, runs) = e.api(Method::GET, "/api/postmark/recoveries", None).await?;
+    checks.check(
+        "the run's summary is listed by the config API",
+        runs["items"][0]["id"] == run["id"],
+    );
+
+    say("Refreshing the webhook password: the config API updates Postmark's webhooks at once");
+    let (status, refreshed) = e
+        .api(Method::POST, "/api/postmark/webhook/refresh", None)
+        .await?;
+    let streams = stream_states(&refreshed);
+    for (server, stream, state) in &streams {
+        println!("  {server} / {stream}: {state}");
+    }
+    checks.check(
+        format!("password refreshed ({status}), every managed webhook updated in Postmark"),
+        status == 200
+            && !streams.is_empty()
+            && refreshed.to_string().contains("updated")
+            && !refreshed.to_string().contains("\"failed\""),
+    );
+    let after = format!("demo-{SPRING}-after-refresh");
+    let body = job(
+        &after,
+        "broadcast",
+        "spring-after@example.org",
+        json!({ "broadcast_id": SPRING, "tag": SPRING, "html_body": newsletter(1) }),
+    )
+    .to_string();
+    store::sqs::send_bodies(sqs, &e.queue_url, &[body]).await?;
+    let flowing = broadcast_stats(e, SPRING, Duration::from_secs(60), |s| {
+        count(s, "delivered") == JOBS as i64 + 1
+    })
+    .await?;
+    checks.check(
+        "webhooks still flow with the new password, with no step in Postmark",
+        count(&flowing, "delivered") == JOBS as i64 + 1,
+    );
+    Ok(())
 }
