@@ -284,25 +284,36 @@ pub async fn access(
             "an SMTP server has no Server API Token here, so its webhooks cannot be read or set",
         )));
     }
+    match api_client(app, server).await? {
+        Some(client) => Ok(Access::Client(client)),
+        None => Ok(Access::No(unmanageable(
+            server,
+            desired,
+            "the server's Server API Token is missing from Secrets Manager (set it with PATCH \
+             /api/email-servers/{id})",
+        ))),
+    }
+}
+
+/// A client with an API server's Server API Token; `None` when the token is missing.
+pub async fn api_client(
+    app: &App,
+    server: &EmailServer,
+) -> Result<Option<PostmarkClient>, ApiError> {
     let credentials = app
         .server_secrets
         .credentials(server)
         .await
         .map_err(|e| ApiError::store("reading the secret of an email server", e))?;
     let Some(token) = credentials.as_deref().and_then(|c| c.api_token.clone()) else {
-        return Ok(Access::No(unmanageable(
-            server,
-            desired,
-            "the server's Server API Token is missing from Secrets Manager (set it with PATCH \
-             /api/email-servers/{id})",
-        )));
+        return Ok(None);
     };
     match PostmarkClient::new(
         app.config.postmark_api_url.clone(),
         ServerToken::from(token),
         app.config.test_timeout,
     ) {
-        Ok(client) => Ok(Access::Client(client)),
+        Ok(client) => Ok(Some(client)),
         Err(e) => {
             tracing::error!(error = %chain(&e), "a Postmark client could not be built");
             Err(ApiError::internal())
