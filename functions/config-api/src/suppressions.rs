@@ -25,8 +25,8 @@ use store::activity::ActivityEntry;
 
 use crate::App;
 use crate::http::{ApiError, ApiResult, chain, json};
-use crate::managed_webhooks::{api_client, streams_of};
 use crate::input::{Errors, json_object, limit, only_fields, only_params, opt_str, query};
+use crate::managed_webhooks::{api_client, streams_of};
 
 /// The suppression a standing the domain decided holds, shaped as an entry of the suppression list
 /// (`reason` is empty when the decision left the address unsuppressed).
@@ -217,9 +217,8 @@ fn spam_refusal(email: &EmailAddress) -> ApiError {
 /// A Postmark failure while lifting: nothing is changed here.
 fn postmark_failure(e: &postmark::PostmarkError, what: &str) -> ApiError {
     tracing::warn!(error = %chain(e), "{what}: Postmark failed");
-    let message = format!(
-        "Postmark failed while {what} ({e}); nothing was changed here. Try again shortly."
-    );
+    let message =
+        format!("Postmark failed while {what} ({e}); nothing was changed here. Try again shortly.");
     if matches!(
         e,
         postmark::PostmarkError::Timeout { .. } | postmark::PostmarkError::Connection { .. }
@@ -235,7 +234,11 @@ async fn targets(
     app: &App,
 ) -> Result<
     (
-        Vec<(domain::servers::EmailServer, postmark::PostmarkClient, Vec<String>)>,
+        Vec<(
+            domain::servers::EmailServer,
+            postmark::PostmarkClient,
+            Vec<String>,
+        )>,
         Vec<StreamResult>,
     ),
     ApiError,
@@ -294,7 +297,12 @@ async fn lift_in_postmark(app: &App, email: &EmailAddress) -> Result<Vec<StreamR
             Ok(b) => b.bounces,
             Err(e) if crate::managed_webhooks::is_token_refused(&e) => {
                 results.extend(streams.iter().map(|s| {
-                    result(server, s, "skipped", Some(format!("Postmark refused the token: {e}")))
+                    result(
+                        server,
+                        s,
+                        "skipped",
+                        Some(format!("Postmark refused the token: {e}")),
+                    )
                 }));
                 continue;
             }

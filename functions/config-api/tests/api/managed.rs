@@ -17,12 +17,12 @@ use crate::support::{TestApp, api_server, smtp_server};
 const TOKEN: &str = "managed-server-token-0001";
 
 /// A webhook receiver: answers 200 and keeps every `(Authorization, body)`.
-struct Receiver {
-    base: String,
+pub(crate) struct Receiver {
+    pub(crate) base: String,
     seen: Arc<Mutex<Vec<(String, Value)>>>,
 }
 
-async fn receiver() -> Receiver {
+pub(crate) async fn receiver() -> Receiver {
     let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
     let kept = seen.clone();
     let app = Router::new().route(
@@ -137,7 +137,10 @@ async fn sync_creates_webhooks_that_receive_real_events_with_our_credentials() {
     let created = create(&s.app, api_server("Main", TOKEN)).await;
     let id = created["id"].as_str().unwrap().to_owned();
     // Creating reports without changing anything.
-    assert_eq!(created["webhooks"]["streams"][0]["state"], "missing", "{created}");
+    assert_eq!(
+        created["webhooks"]["streams"][0]["state"], "missing",
+        "{created}"
+    );
     assert!(s.client.list_webhooks(None).await.unwrap().is_empty());
     let view = s.app.get("/api/postmark/webhook").await.json();
     assert_eq!(stream(&view, &id, "outbound")["state"], "missing");
@@ -153,7 +156,10 @@ async fn sync_creates_webhooks_that_receive_real_events_with_our_credentials() {
     assert_eq!(hooks.len(), 2);
     let pw = password(&s.app).await;
     for hook in &hooks {
-        assert_eq!(hook.url.as_deref(), Some(format!("{}/wh/postmark", s.rx.base).as_str()));
+        assert_eq!(
+            hook.url.as_deref(),
+            Some(format!("{}/wh/postmark", s.rx.base).as_str())
+        );
         assert_eq!(hook.http_auth, Some(HttpAuth::new("postmark", &pw)));
         assert_eq!(hook.triggers, Some(WebhookTriggers::all(true)));
     }
@@ -172,18 +178,28 @@ async fn sync_creates_webhooks_that_receive_real_events_with_our_credentials() {
     let seen = s.rx.seen.lock().unwrap().clone();
     let delivery = seen
         .iter()
-        .find(|(_, body)| body["RecordType"] == "Delivery" && body["Recipient"] == "reader@example.org")
+        .find(|(_, body)| {
+            body["RecordType"] == "Delivery" && body["Recipient"] == "reader@example.org"
+        })
         .unwrap_or_else(|| panic!("no Delivery posted: {seen:?}"));
     assert_eq!(delivery.0, basic(&pw));
     // A second sync changes nothing.
     let again = sync(&s.app).await;
-    assert!(stream(&again, &id, "outbound").get("change").is_none(), "{again}");
+    assert!(
+        stream(&again, &id, "outbound").get("change").is_none(),
+        "{again}"
+    );
     // Testing the server reports the same state.
     let r = s
         .app
         .call(Method::POST, &format!("/api/email-servers/{id}/test"), None)
         .await;
-    assert_eq!(r.json()["webhooks"]["streams"][0]["state"], "in_place", "{}", r.text);
+    assert_eq!(
+        r.json()["webhooks"]["streams"][0]["state"],
+        "in_place",
+        "{}",
+        r.text
+    );
 }
 
 #[tokio::test]
@@ -343,16 +359,28 @@ async fn a_manual_suppression_is_made_in_postmark_and_reactivation_lifts_it() {
     assert_eq!(r.status, 201, "{}", r.text);
     let results = r.json()["postmark"].clone();
     assert_eq!(results.as_array().unwrap().len(), 2, "{results}");
-    assert!(results.as_array().unwrap().iter().all(|x| x["status"] == "suppressed"));
+    assert!(
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["status"] == "suppressed")
+    );
     for name in ["outbound", "broadcast"] {
-        assert_eq!(dump(&s.client, name).await, vec!["jane@example.org".to_owned()]);
+        assert_eq!(
+            dump(&s.client, name).await,
+            vec!["jane@example.org".to_owned()]
+        );
     }
     let r = s.app.delete("/api/suppressions/jane@example.org").await;
     assert_eq!(r.status, 200, "{}", r.text);
     let body = r.json();
     assert_eq!(body["status"], "active");
     assert_eq!(body["postmark"]["will_refuse"], "no");
-    assert_eq!(body["postmark"]["streams"][0]["status"], "deleted", "{body}");
+    assert_eq!(
+        body["postmark"]["streams"][0]["status"], "deleted",
+        "{body}"
+    );
     for name in ["outbound", "broadcast"] {
         assert!(dump(&s.client, name).await.is_empty());
     }
@@ -375,7 +403,10 @@ async fn a_spam_complaint_is_not_reactivated_on_either_side() {
         .unwrap();
     assert!(s.sim.settle(Duration::from_secs(10)).await);
     let before = dump(&s.client, "outbound").await;
-    assert!(before.iter().any(|a| a.eq_ignore_ascii_case(complainer)), "{before:?}");
+    assert!(
+        before.iter().any(|a| a.eq_ignore_ascii_case(complainer)),
+        "{before:?}"
+    );
     let email = domain::EmailAddress::parse(complainer).unwrap();
     s.app
         .t
@@ -394,11 +425,23 @@ async fn a_spam_complaint_is_not_reactivated_on_either_side() {
         .await
         .unwrap();
     // Even recorded here as a bounce, Postmark's complaint refuses the reactivation before any change.
-    let r = s.app.delete(&format!("/api/suppressions/{complainer}")).await;
+    let r = s
+        .app
+        .delete(&format!("/api/suppressions/{complainer}"))
+        .await;
     assert_eq!(r.status, 409, "{}", r.text);
-    assert!(r.json()["message"].as_str().unwrap().contains("spam complaint"));
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("spam complaint")
+    );
     assert_eq!(dump(&s.client, "outbound").await, before);
-    let sub = s.app.get(&format!("/api/subscribers/{complainer}")).await.json();
+    let sub = s
+        .app
+        .get(&format!("/api/subscribers/{complainer}"))
+        .await
+        .json();
     assert_ne!(sub["status"], "active", "{sub}");
 }
 
@@ -448,8 +491,18 @@ async fn the_settings_report_follows_the_server_in_postmark() {
     assert_eq!(setting(&report, "EnableSmtpApiErrorHooks")["value"], true);
     let opens = setting(&report, "TrackOpens");
     assert_eq!(opens["value"], true);
-    assert!(opens["meaning"].as_str().unwrap().contains("track_opens=false"));
+    assert!(
+        opens["meaning"]
+            .as_str()
+            .unwrap()
+            .contains("track_opens=false")
+    );
     let first = setting(&report, "PostFirstOpenOnly");
     assert_eq!(first["value"], true);
-    assert!(first["meaning"].as_str().unwrap().contains("repeated opens"));
+    assert!(
+        first["meaning"]
+            .as_str()
+            .unwrap()
+            .contains("repeated opens")
+    );
 }
