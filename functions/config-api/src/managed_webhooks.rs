@@ -268,7 +268,10 @@ fn unmanageable(server: &EmailServer, desired: &Desired, why: &str) -> ServerWeb
 
 /// Whether Postmark refused the token itself (not a passing failure).
 pub fn is_token_refused(e: &PostmarkError) -> bool {
-    e.error_code() == Some(10) || e.http_status() == Some(401)
+    e.error_code() == Some(10)
+        || e.http_status() == Some(401)
+        // A token that cannot even be sent as a header.
+        || matches!(e, PostmarkError::Connection { source } if source.is_builder())
 }
 
 /// The client for a server's Server API Token, when it has one.
