@@ -6,7 +6,9 @@
 //! Both ways: lifting a suppression here first lifts it in Postmark, on every stream of every API server
 //! that carries mail (deleting a hard bounce's stream suppression reactivates the bounce). Spam
 //! complaints cannot be lifted in Postmark, so they are refused (409) before anything changes on either
-//! side; a Postmark failure (5xx, network) is 502/503 and nothing changes here. A manual suppression here
+//! side; a Postmark failure (5xx, network) is 502/503 and nothing changes here. A server Postmark cannot
+//! be used for without an outage being the cause (token missing or refused, or any failure on an
+//! inactive server) is left out and reported per stream as `skipped`, with what to do. A manual suppression here
 //! is also created in Postmark on those streams, and the answer gives Postmark's result per stream.
 //!
 //! Postmark calls: lifting costs one `GET /bounces` per API server, one suppression dump per stream
@@ -183,13 +185,20 @@ pub struct PostmarkOutlook {
 }
 
 /// What Postmark does with an address after this system lifts a suppression for `reason`, given whether
-/// it was lifted in Postmark too (`lifted`: at least one stream suppression was deleted).
-pub fn postmark_outlook(reason: SuppressionReason, lifted: bool) -> PostmarkOutlook {
+/// it was lifted in Postmark too (`lifted`: at least one stream suppression was deleted) and whether some
+/// API server was left out (`skipped`: its streams were neither checked nor changed).
+pub fn postmark_outlook(reason: SuppressionReason, lifted: bool, skipped: bool) -> PostmarkOutlook {
     match reason {
         SuppressionReason::SpamComplaint => PostmarkOutlook {
             will_refuse: "yes",
             message: "Postmark keeps spam complaints suppressed for good and does not let them be \
                       reactivated through its API or by an admin.",
+        },
+        _ if skipped => PostmarkOutlook {
+            will_refuse: "maybe",
+            message: "Some API servers could not be checked or updated in Postmark (see `streams`: \
+                      `skipped`, with what to do); Postmark may still refuse the address on their \
+                      streams until it is lifted there.",
         },
         _ if lifted => PostmarkOutlook {
             will_refuse: "no",
@@ -262,7 +271,12 @@ async fn targets(
                 label: server.label.clone(),
                 stream,
                 status: "skipped",
-                message: Some("the server's Server API Token is missing".into()),
+                message: Some(format!(
+                    "not updated: the server's Server API Token is missing. Set it with PATCH \
+                     /api/email-servers/{}, then check the address in Postmark (Message Streams > \
+                     Suppressions)",
+                    server.id
+                )),
             })),
         }
     }
@@ -284,78 +298,153 @@ fn result(
     }
 }
 
+/// Whether a Postmark failure on `server` leaves the server out of a reactivation instead of stopping it:
+/// the message that says so (and what to do), or `None` when the reactivation must stop (an outage of a
+/// server that carries mail: nothing is changed anywhere).
+fn left_out(server: &domain::servers::EmailServer, e: &postmark::PostmarkError) -> Option<String> {
+    if crate::managed_webhooks::is_token_refused(e) {
+        return Some(format!(
+            "not updated: Postmark refused the server's Server API Token ({e}). Set the right token \
+             with PATCH /api/email-servers/{}, then lift the address in Postmark (Message Streams > \
+             Suppressions) if it is suppressed there",
+            server.id
+        ));
+    }
+    if !server.active {
+        return Some(format!(
+            "not updated: the server is inactive and Postmark could not be used for it ({e}). Lift \
+             the address in Postmark (Message Streams > Suppressions) before making the server \
+             active again"
+        ));
+    }
+    None
+}
+
+/// Every stream of a server left out of a reactivation, with why.
+fn skip_all(
+    server: &domain::servers::EmailServer,
+    streams: &[String],
+    why: &str,
+) -> Vec<StreamResult> {
+    streams
+        .iter()
+        .map(|s| result(server, s, "skipped", Some(why.to_owned())))
+        .collect()
+}
+
+/// One server's side of a reactivation, checked before anything is deleted anywhere: the streams where
+/// the address is suppressed (to delete) and the results so far, or the whole server left out.
+enum Checked {
+    Lift {
+        to_delete: Vec<String>,
+        results: Vec<StreamResult>,
+    },
+    LeftOut(Vec<StreamResult>),
+}
+
+/// Reads the address's bounces and stream suppressions on one server: 409 when Postmark will not let it
+/// be lifted, 502/503 on an outage of a server that carries mail.
+async fn check_server(
+    server: &domain::servers::EmailServer,
+    client: &postmark::PostmarkClient,
+    streams: &[String],
+    email: &EmailAddress,
+) -> Result<Checked, ApiError> {
+    let address = email.as_str();
+    let query = postmark::BounceQuery::new(50)
+        .email_filter(address)
+        .inactive(true);
+    let bounces = match client.bounces(&query).await {
+        Ok(b) => b.bounces,
+        Err(e) => {
+            return match left_out(server, &e) {
+                Some(why) => Ok(Checked::LeftOut(skip_all(server, streams, &why))),
+                None => Err(postmark_failure(&e, "reading the address's bounces")),
+            };
+        }
+    };
+    if bounces.iter().any(|b| {
+        b.email
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case(address))
+            && b.can_activate == Some(false)
+    }) {
+        return Err(ApiError::conflict(format!(
+            "Postmark says a bounce of {address} on \"{}\" cannot be reactivated (a spam \
+             complaint or a bounce Postmark keeps), so it is not reactivated here either. \
+             Nothing was changed.",
+            server.label
+        )));
+    }
+    let mut to_delete = Vec::new();
+    let mut results = Vec::new();
+    for stream in streams {
+        let query = postmark::SuppressionQuery {
+            email_address: Some(address.to_owned()),
+            ..Default::default()
+        };
+        let found = match client.suppressions(stream, &query).await {
+            Ok(found) => found,
+            Err(e) => {
+                return match left_out(server, &e) {
+                    Some(why) => Ok(Checked::LeftOut(skip_all(server, streams, &why))),
+                    None => Err(postmark_failure(&e, "reading the stream suppressions")),
+                };
+            }
+        };
+        let mine: Vec<_> = found
+            .iter()
+            .filter(|s| {
+                s.email_address
+                    .as_deref()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(address))
+            })
+            .collect();
+        if mine
+            .iter()
+            .any(|s| s.suppression_reason == Some(postmark::SuppressionReason::SpamComplaint))
+        {
+            return Err(spam_refusal(email));
+        }
+        if mine.is_empty() {
+            results.push(result(server, stream, "not_suppressed", None));
+        } else {
+            to_delete.push(stream.clone());
+        }
+    }
+    Ok(Checked::Lift { to_delete, results })
+}
+
 /// Lifts the address's suppressions in Postmark after checking that every one of them can be lifted.
+/// A server whose token Postmark refuses, or an inactive server Postmark cannot be used for, is left
+/// out (`skipped`, with what to do) rather than blocking every reactivation.
 async fn lift_in_postmark(app: &App, email: &EmailAddress) -> Result<Vec<StreamResult>, ApiError> {
     let (targets, mut results) = targets(app).await?;
     let address = email.as_str();
     let mut to_delete = Vec::new();
     for (server, client, streams) in &targets {
-        let query = postmark::BounceQuery::new(50)
-            .email_filter(address)
-            .inactive(true);
-        let bounces = match client.bounces(&query).await {
-            Ok(b) => b.bounces,
-            Err(e) if crate::managed_webhooks::is_token_refused(&e) => {
-                results.extend(streams.iter().map(|s| {
-                    result(
-                        server,
-                        s,
-                        "skipped",
-                        Some(format!("Postmark refused the token: {e}")),
-                    )
-                }));
-                continue;
+        match check_server(server, client, streams, email).await? {
+            Checked::Lift {
+                to_delete: streams,
+                results: checked,
+            } => {
+                results.extend(checked);
+                to_delete.extend(streams.into_iter().map(|s| (server, client, s)));
             }
-            Err(e) => return Err(postmark_failure(&e, "reading the address's bounces")),
-        };
-        if bounces.iter().any(|b| {
-            b.email
-                .as_deref()
-                .is_some_and(|m| m.eq_ignore_ascii_case(address))
-                && b.can_activate == Some(false)
-        }) {
-            return Err(ApiError::conflict(format!(
-                "Postmark says a bounce of {address} on \"{}\" cannot be reactivated (a spam \
-                 complaint or a bounce Postmark keeps), so it is not reactivated here either. \
-                 Nothing was changed.",
-                server.label
-            )));
-        }
-        for stream in streams {
-            let query = postmark::SuppressionQuery {
-                email_address: Some(address.to_owned()),
-                ..Default::default()
-            };
-            let found = client
-                .suppressions(stream, &query)
-                .await
-                .map_err(|e| postmark_failure(&e, "reading the stream suppressions"))?;
-            let mine: Vec<_> = found
-                .iter()
-                .filter(|s| {
-                    s.email_address
-                        .as_deref()
-                        .is_some_and(|m| m.eq_ignore_ascii_case(address))
-                })
-                .collect();
-            if mine
-                .iter()
-                .any(|s| s.suppression_reason == Some(postmark::SuppressionReason::SpamComplaint))
-            {
-                return Err(spam_refusal(email));
-            }
-            if mine.is_empty() {
-                results.push(result(server, stream, "not_suppressed", None));
-            } else {
-                to_delete.push((server, client, stream.clone()));
-            }
+            Checked::LeftOut(skipped) => results.extend(skipped),
         }
     }
     for (server, client, stream) in to_delete {
-        let changes = client
-            .delete_suppressions(&stream, &[address])
-            .await
-            .map_err(|e| postmark_failure(&e, "deleting a stream suppression"))?;
+        let changes = match client.delete_suppressions(&stream, &[address]).await {
+            Ok(changes) => changes,
+            Err(e) => match left_out(server, &e) {
+                Some(why) => {
+                    results.push(result(server, &stream, "skipped", Some(why)));
+                    continue;
+                }
+                None => return Err(postmark_failure(&e, "deleting a stream suppression")),
+            },
+        };
         let failed = changes.iter().find(|c| !c.succeeded());
         match failed {
             None => results.push(result(server, &stream, "deleted", None)),
@@ -440,7 +529,11 @@ pub async fn remove(app: &App, email: &str) -> ApiResult {
         "status": decision.after.status.as_str(),
         "previous_reason": previous.as_str(),
         "postmark": PostmarkLift {
-            outlook: postmark_outlook(previous, postmark.iter().any(|s| s.status == "deleted")),
+            outlook: postmark_outlook(
+                previous,
+                postmark.iter().any(|s| s.status == "deleted"),
+                postmark.iter().any(|s| s.status == "skipped"),
+            ),
             streams: postmark,
         },
     });
@@ -458,11 +551,17 @@ mod tests {
     #[test]
     fn a_spam_complaint_is_refused_by_postmark_for_good() {
         assert_eq!(
-            postmark_outlook(SuppressionReason::SpamComplaint, true).will_refuse,
+            postmark_outlook(SuppressionReason::SpamComplaint, true, false).will_refuse,
             "yes"
         );
         for r in SuppressionReason::ALL {
-            assert!(!postmark_outlook(r, false).message.is_empty());
+            assert!(!postmark_outlook(r, false, false).message.is_empty());
         }
+    }
+
+    #[test]
+    fn a_server_left_out_means_postmark_may_still_refuse() {
+        let o = postmark_outlook(SuppressionReason::HardBounce, true, true);
+        assert_eq!(o.will_refuse, "maybe");
     }
 }

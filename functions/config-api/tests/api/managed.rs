@@ -446,6 +446,93 @@ async fn a_spam_complaint_is_not_reactivated_on_either_side() {
 }
 
 #[tokio::test]
+async fn a_server_postmark_refuses_does_not_block_reactivation_and_is_reported() {
+    let s = setup().await;
+    create(&s.app, api_server("Main", TOKEN)).await;
+    let refused = create(&s.app, api_server("Old", "a-token-postmark-does-not-know")).await;
+    let refused = refused["id"].as_str().unwrap().to_owned();
+    let r = s
+        .app
+        .post("/api/suppressions", json!({"email": "jane@example.org"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = s.app.delete("/api/suppressions/jane@example.org").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = r.json();
+    assert_eq!(body["status"], "active", "{body}");
+    let streams = body["postmark"]["streams"].as_array().unwrap();
+    for x in streams {
+        if x["server_id"] == refused.as_str() {
+            assert_eq!(x["status"], "skipped", "{body}");
+            let message = x["message"].as_str().unwrap();
+            assert!(message.contains("refused"), "{message}");
+            assert!(
+                message.contains(&format!("PATCH /api/email-servers/{refused}")),
+                "{message}"
+            );
+        } else {
+            assert_eq!(x["status"], "deleted", "{body}");
+        }
+    }
+    assert_eq!(streams.len(), 4, "{body}");
+    // Postmark may still refuse the address on the streams of the server left out.
+    assert_eq!(body["postmark"]["will_refuse"], "maybe", "{body}");
+    for name in ["outbound", "broadcast"] {
+        assert!(dump(&s.client, name).await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_postmark_blocks_reactivation_unless_the_server_is_inactive() {
+    let port = crate::support::closed_port();
+    let app = TestApp::with_env(&[("POSTMARK_API_URL", &format!("http://127.0.0.1:{port}"))]).await;
+    let id = create(&app, api_server("Main", TOKEN)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post("/api/suppressions", json!({"email": "jane@example.org"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(
+        r.json()["postmark"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["status"] == "failed"),
+        "{}",
+        r.text
+    );
+    // An outage of a server that carries mail: 503, and nothing changed here.
+    let r = app.delete("/api/suppressions/jane@example.org").await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    let sub = app.get("/api/subscribers/jane@example.org").await.json();
+    assert_eq!(sub["suppression_reason"], "ManualSuppression", "{sub}");
+    // The same server made inactive is left out, with what to do, and the reactivation goes through.
+    let r = app
+        .patch(
+            &format!("/api/email-servers/{id}"),
+            json!({"version": 1, "active": false}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.delete("/api/suppressions/jane@example.org").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = r.json();
+    assert_eq!(body["status"], "active", "{body}");
+    assert_eq!(body["postmark"]["will_refuse"], "maybe", "{body}");
+    let streams = body["postmark"]["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 2, "{body}");
+    for x in streams {
+        assert_eq!(x["status"], "skipped", "{body}");
+        assert!(
+            x["message"].as_str().unwrap().contains("inactive"),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_settings_report_follows_the_server_in_postmark() {
     let s = setup().await;
     let id = create(&s.app, api_server("Main", TOKEN)).await["id"]
