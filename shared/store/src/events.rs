@@ -162,11 +162,9 @@ impl Table {
             return Ok(());
         };
         match self.job(&id).await? {
-            Some(job) if !job.status.is_some_and(|s| s.is_final()) => {
-                Err(StoreError::Transient(
-                    format!("the job {id} of a dropped message has no outcome yet").into(),
-                ))
-            }
+            Some(job) if !job.status.is_some_and(|s| s.is_final()) => Err(StoreError::Transient(
+                format!("the job {id} of a dropped message has no outcome yet").into(),
+            )),
             _ => {
                 tracing::warn!(job = %id, "a dropped message's job is not recorded sent; its job is left as it is");
                 event.trace.job_id = None;
@@ -232,7 +230,12 @@ impl Table {
             rest.push(self.profile_update_op(st.recipient, write)?);
         }
         let mut job_index = None;
-        if let Some(job) = event.trace.job_id.as_deref().filter(|_| plan(event).fails_job) {
+        if let Some(job) = event
+            .trace
+            .job_id
+            .as_deref()
+            .filter(|_| plan(event).fails_job)
+        {
             job_index = Some(rest.len() + 1);
             let reason = "Postmark accepted the message over SMTP and dropped it: the recipient is \
                           suppressed in Postmark (SMTP API error)";
@@ -250,7 +253,9 @@ impl Table {
             Ok(()) => Ok(Ok(Recorded::New)),
             Err(e) if e.condition_failed_at(0) => Ok(Ok(Recorded::Duplicate)),
             // Another change of this subscriber's standing came first: decide again on it.
-            Err(e) if profile_index.is_some_and(|i| e.condition_failed_at(i)) => Ok(Err(Contended::Standing)),
+            Err(e) if profile_index.is_some_and(|i| e.condition_failed_at(i)) => {
+                Ok(Err(Contended::Standing))
+            }
             Err(e) if job_index.is_some_and(|i| e.condition_failed_at(i)) => {
                 Ok(Err(Contended::JobNotSent))
             }

@@ -779,8 +779,7 @@ impl Table {
         for (attribute, value) in keys::job_listed(JobStatus::Failed, at, job_id).attributes() {
             u.set(attribute, value);
         }
-        u.values
-            .insert(":was".into(), s(JobStatus::Sent.as_str()));
+        u.values.insert(":was".into(), s(JobStatus::Sent.as_str()));
         self.update_op(
             job_key(job_id),
             &u.expression(""),
