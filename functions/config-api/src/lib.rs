@@ -11,6 +11,7 @@ pub mod config;
 pub mod http;
 pub mod input;
 pub mod local;
+pub mod managed_webhooks;
 pub mod readback;
 pub mod router;
 pub mod servers;
@@ -129,6 +130,7 @@ async fn run(app: &App, req: &Request, route: Route) -> ApiResult {
         Route::TestServer(id) => test_server::test(app, &id).await,
         Route::GetWebhook => webhook::get(app).await,
         Route::RefreshWebhookPassword => webhook::refresh(app).await,
+        Route::SyncWebhooks => webhook::sync(app).await,
         Route::ListSuppressions => suppressions::list(app, req).await,
         Route::AddSuppression => suppressions::add(app, req).await,
         Route::RemoveSuppression(email) => suppressions::remove(app, &email).await,

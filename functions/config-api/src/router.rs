@@ -20,6 +20,7 @@ pub enum Route {
     TestServer(String),
     GetWebhook,
     RefreshWebhookPassword,
+    SyncWebhooks,
     ListSuppressions,
     AddSuppression,
     RemoveSuppression(String),
@@ -44,6 +45,7 @@ impl Route {
             Self::TestServer(_) => "test_server",
             Self::GetWebhook => "get_webhook",
             Self::RefreshWebhookPassword => "refresh_webhook_password",
+            Self::SyncWebhooks => "sync_webhooks",
             Self::ListSuppressions => "list_suppressions",
             Self::AddSuppression => "add_suppression",
             Self::RemoveSuppression(_) => "remove_suppression",
@@ -90,9 +92,10 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
             vec![(Method::POST, Route::TestServer(p(id)))]
         }
         ["api", "postmark", "webhook"] => vec![(Method::GET, Route::GetWebhook)],
-        ["api", "postmark", "webhook", "refresh-password"] => {
+        ["api", "postmark", "webhook", "refresh-password" | "refresh"] => {
             vec![(Method::POST, Route::RefreshWebhookPassword)]
         }
+        ["api", "postmark", "webhook", "sync"] => vec![(Method::POST, Route::SyncWebhooks)],
         ["api", "suppressions"] => vec![
             (Method::GET, Route::ListSuppressions),
             (Method::POST, Route::AddSuppression),

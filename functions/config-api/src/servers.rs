@@ -134,6 +134,14 @@ impl ServerView {
     }
 }
 
+/// A new server, with where its managed webhooks stand (nothing is changed in Postmark).
+#[derive(Debug, Serialize)]
+struct CreatedView {
+    #[serde(flatten)]
+    server: ServerView,
+    webhooks: crate::managed_webhooks::ServerWebhooks,
+}
+
 fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
@@ -552,7 +560,15 @@ pub async fn create(app: &App, req: &Request) -> ApiResult {
         Err(e) => return Err(ApiError::store("storing a new email server", e)),
     }
     tracing::info!(server = %id, method = server.delivery.method().as_str(), "email server created");
-    let mut r = server_response(StatusCode::CREATED, &server);
+    let webhooks = crate::managed_webhooks::report_for(app, &server).await;
+    let mut r = json(
+        StatusCode::CREATED,
+        &CreatedView {
+            server: ServerView::of(&server),
+            webhooks,
+        },
+    );
+    r.headers_mut().insert(ETAG, etag(server.version));
     if let Ok(location) = HeaderValue::from_str(&format!("/api/email-servers/{id}")) {
         r.headers_mut().insert(LOCATION, location);
     }

@@ -38,6 +38,40 @@ pub struct TestReport {
     /// The outcome in one sentence: what failed and what to do, or that everything works.
     pub message: String,
     pub steps: Vec<Step>,
+    /// The server's settings that change what this integration counts (API servers: read from
+    /// Postmark; SMTP servers: what cannot be checked and what to do).
+    pub settings: Option<Settings>,
+    /// Where the server's managed webhooks stand, per stream (nothing is changed).
+    pub webhooks: Option<crate::managed_webhooks::ServerWebhooks>,
+}
+
+/// One server setting and what it means here.
+#[derive(Debug, Serialize)]
+pub struct Setting {
+    pub setting: &'static str,
+    /// Postmark's value; null when Postmark did not say.
+    pub value: serde_json::Value,
+    pub meaning: String,
+}
+
+/// One stream's unsubscribe handling.
+#[derive(Debug, Serialize)]
+pub struct StreamSetting {
+    pub stream: String,
+    /// `None`, `Postmark` or `Custom`; null when Postmark did not say.
+    pub unsubscribe_handling: Option<String>,
+    pub meaning: String,
+}
+
+/// The settings section of a test.
+#[derive(Debug, Serialize)]
+pub struct Settings {
+    /// Whether they could be read from Postmark.
+    pub checked: bool,
+    /// Why not, and what to do, when they could not.
+    pub note: Option<String>,
+    pub server: Vec<Setting>,
+    pub streams: Vec<StreamSetting>,
 }
 
 impl TestReport {
@@ -49,6 +83,8 @@ impl TestReport {
             failed_step: failed.map(|s| s.step.clone()),
             message: failed.map_or_else(|| all_good.to_owned(), |s| s.message.clone()),
             steps,
+            settings: None,
+            webhooks: None,
         }
     }
 }
@@ -75,10 +111,15 @@ pub async fn test(app: &App, id: &str) -> ApiResult {
         .credentials(&server)
         .await
         .map_err(|e| ApiError::store("reading the secret of an email server", e))?;
-    let report = match &server.delivery {
+    let mut report = match &server.delivery {
         Delivery::Api => test_api(app, &server, credentials.as_deref()).await,
-        Delivery::Smtp(smtp) => test_smtp(app, smtp, credentials.as_deref()).await,
+        Delivery::Smtp(smtp) => {
+            let mut report = test_smtp(app, smtp, credentials.as_deref()).await;
+            report.settings = Some(smtp_settings());
+            report
+        }
     };
+    report.webhooks = Some(crate::managed_webhooks::report_for(app, &server).await);
     tracing::info!(server = %id, ok = report.ok, failed_step = report.failed_step.as_deref(), "email server tested");
     Ok(json(StatusCode::OK, &report))
 }
@@ -112,8 +153,11 @@ async fn test_api(
         Err(e) => return TestReport::new(method, vec![step("token", false, e.to_string())], ""),
     };
     let mut steps = Vec::new();
+    let mut stream_infos = Vec::new();
+    let server_info;
     let server_name = match client.server().await {
         Ok(info) => {
+            server_info = info.clone();
             let name = info.name.unwrap_or_else(|| "(unnamed)".into());
             let sandbox = matches!(&info.delivery_type, Some(postmark::DeliveryType::Sandbox));
             steps.push(step(
@@ -139,7 +183,16 @@ async fn test_api(
         let name = format!("stream.{email_type}");
         let outcome = client.message_stream(stream.as_str()).await;
         steps.push(match outcome {
-            Ok(info) => stream_check(&name, *email_type, stream.as_str(), &info),
+            Ok(info) => {
+                let check = stream_check(&name, *email_type, stream.as_str(), &info);
+                if !stream_infos
+                    .iter()
+                    .any(|(s, _): &(String, _)| s == stream.as_str())
+                {
+                    stream_infos.push((stream.as_str().to_owned(), info));
+                }
+                check
+            }
             Err(e) if is_missing_stream(&e) => step(
                 name,
                 false,
@@ -157,14 +210,163 @@ async fn test_api(
             ),
         });
     }
-    TestReport::new(
+    let mut report = TestReport::new(
         method,
         steps,
         &format!(
             "Everything works: the token belongs to \"{server_name}\" and every configured stream \
              exists."
         ),
-    )
+    );
+    report.settings = Some(api_settings(&server_info, &stream_infos));
+    report
+}
+
+fn flag(value: Option<bool>) -> serde_json::Value {
+    value.map_or(serde_json::Value::Null, serde_json::Value::Bool)
+}
+
+/// The settings of an API server that change what this integration counts, each with its meaning.
+pub fn api_settings(
+    info: &postmark::ServerInfo,
+    streams: &[(String, postmark::MessageStreamInfo)],
+) -> Settings {
+    let track_opens = match info.track_opens {
+        Some(true) => "On: Postmark tracks opens of every HTML message of this server, so a job's \
+                       track_opens=false is overridden and its opens are counted anyway."
+            .to_owned(),
+        Some(false) => {
+            "Off: opens are tracked only for jobs that ask for it (track_opens=true).".to_owned()
+        }
+        None => "Postmark did not say; check Servers → the server → Settings.".to_owned(),
+    };
+    let track_links = match &info.track_links {
+        Some(links) if *links != postmark::TrackLinks::None => format!(
+            "{}: links of messages that do not say otherwise are tracked by Postmark, so \
+             clicks are counted even for jobs with track_clicks=false.",
+            links.as_str()
+        ),
+        Some(_) => {
+            "None: links are tracked only for jobs that ask for it (track_clicks=true).".to_owned()
+        }
+        None => "Postmark did not say; check Servers → the server → Settings.".to_owned(),
+    };
+    let first_open = match info.post_first_open_only {
+        Some(true) => "On: the server's own open hook posts only the first open of each \
+                       recipient, so repeated opens are never posted there and total opens \
+                       undercount. The managed webhooks set their own PostFirstOpenOnly=false; \
+                       turn this off with PUT /server {\"PostFirstOpenOnly\": false} if a \
+                       server-level open hook is used."
+            .to_owned(),
+        Some(false) => "Off: every open is posted, so total opens are complete.".to_owned(),
+        None => "Postmark did not say.".to_owned(),
+    };
+    let smtp = match info.smtp_api_activated {
+        Some(true) => "On: the server accepts mail over SMTP (needed only by SMTP email servers \
+                       using this Postmark server)."
+            .to_owned(),
+        Some(false) => "Off: Postmark refuses SMTP; an SMTP email server using this Postmark \
+                        server cannot send. API sending is not affected."
+            .to_owned(),
+        None => "Postmark did not say.".to_owned(),
+    };
+    let error_hooks = match info.enable_smtp_api_error_hooks {
+        Some(true) => "On: mail Postmark accepts over SMTP and then drops is posted as a Bounce \
+                       (SMTPApiError), so such jobs end failed."
+            .to_owned(),
+        Some(false) => "Off: mail Postmark drops after accepting it over SMTP is never reported \
+                        to the webhook, so such jobs stay sent. Turn it on with PUT /server \
+                        {\"EnableSmtpApiErrorHooks\": true} (or Servers → the server → \
+                        Settings)."
+            .to_owned(),
+        None => "Postmark did not say; check it in Servers → the server → Settings.".to_owned(),
+    };
+    let server = vec![
+        Setting {
+            setting: "TrackOpens",
+            value: flag(info.track_opens),
+            meaning: track_opens,
+        },
+        Setting {
+            setting: "TrackLinks",
+            value: info
+                .track_links
+                .as_ref()
+                .map_or(serde_json::Value::Null, |l| l.as_str().into()),
+            meaning: track_links,
+        },
+        Setting {
+            setting: "PostFirstOpenOnly",
+            value: flag(info.post_first_open_only),
+            meaning: first_open,
+        },
+        Setting {
+            setting: "SmtpApiActivated",
+            value: flag(info.smtp_api_activated),
+            meaning: smtp,
+        },
+        Setting {
+            setting: "EnableSmtpApiErrorHooks",
+            value: flag(info.enable_smtp_api_error_hooks),
+            meaning: error_hooks,
+        },
+    ];
+    let streams = streams
+        .iter()
+        .map(|(stream, info)| {
+            let handling = info.unsubscribe_handling();
+            let meaning = match &handling {
+                Some(postmark::UnsubscribeHandlingType::Postmark) => {
+                    "Postmark: Postmark adds the unsubscribe link and List-Unsubscribe headers, \
+                     suppresses who unsubscribes and reports it as a SubscriptionChange, which \
+                     marks the subscriber unsubscribed here."
+                }
+                Some(postmark::UnsubscribeHandlingType::Custom) => {
+                    "Custom: Postmark adds nothing; the platform's own link and List-Unsubscribe \
+                     header must be in the message, and unsubscribes arrive through the platform, \
+                     not through Postmark."
+                }
+                Some(postmark::UnsubscribeHandlingType::None) => {
+                    "None: no unsubscribe handling and no List-Unsubscribe header from Postmark \
+                     (right for transactional mail); marketing mail needs the platform's own link."
+                }
+                Some(postmark::UnsubscribeHandlingType::Other(_)) => {
+                    "A value this integration does not know; check the stream in Postmark."
+                }
+                None => "Postmark did not say.",
+            };
+            StreamSetting {
+                stream: stream.clone(),
+                unsubscribe_handling: handling.map(|h| h.as_str().to_owned()),
+                meaning: meaning.to_owned(),
+            }
+        })
+        .collect();
+    Settings {
+        checked: true,
+        note: None,
+        server,
+        streams,
+    }
+}
+
+/// An SMTP server's settings cannot be read: Postmark's settings need a Server API Token.
+fn smtp_settings() -> Settings {
+    Settings {
+        checked: false,
+        note: Some(
+            "The server's settings (TrackOpens, TrackLinks, PostFirstOpenOnly, SmtpApiActivated, \
+             EnableSmtpApiErrorHooks) and the streams' unsubscribe handling cannot be checked \
+             without a Server API Token, which SMTP servers do not have here. Check them in \
+             Postmark (Servers → the server → Settings): EnableSmtpApiErrorHooks must be on, or \
+             mail Postmark accepts over SMTP and then drops is never reported and such jobs stay \
+             sent; TrackOpens on overrides a job's track_opens=false; PostFirstOpenOnly on means \
+             repeated opens are never posted."
+                .to_owned(),
+        ),
+        server: Vec::new(),
+        streams: Vec::new(),
+    }
 }
 
 fn token_failure(app: &App, e: &PostmarkError) -> String {

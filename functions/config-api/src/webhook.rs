@@ -20,6 +20,7 @@ use url::Url;
 
 use crate::App;
 use crate::http::{ApiError, ApiResult, chain, json};
+use crate::managed_webhooks::{self, Desired, ServerWebhooks};
 
 /// The path the webhook function serves.
 pub const WEBHOOK_PATH: &str = "/wh/postmark";
@@ -88,7 +89,8 @@ fn view(
     }
 }
 
-async fn current_view(app: &App) -> ApiResult {
+/// The view and the current password.
+async fn current(app: &App) -> Result<(WebhookView, SecretString), ApiError> {
     let name = &app.config.webhook_password_secret;
     let unreadable = |e: store::StoreError| {
         tracing::error!(error = %chain(&e), "the webhook password could not be read");
@@ -99,9 +101,8 @@ async fn current_view(app: &App) -> ApiResult {
     };
     let current = app.secrets.current(name).await.map_err(unreadable)?;
     let previous = app.secrets.previous(name).await.map_err(unreadable)?;
-    Ok(json(
-        StatusCode::OK,
-        &view(
+    Ok((
+        view(
             &app.config.public_base_url,
             &current.value,
             current.created_at,
@@ -109,11 +110,58 @@ async fn current_view(app: &App) -> ApiResult {
             app.config.webhook_password_grace,
             Utc::now(),
         ),
+        current.value.clone(),
     ))
 }
 
+/// The URL and password, and where each API server's managed webhooks stand (one `GET /webhooks` per
+/// API server).
 pub async fn get(app: &App) -> ApiResult {
-    current_view(app).await
+    let (view, password) = current(app).await?;
+    let desired = Desired::new(&app.config.public_base_url, &password);
+    let servers = managed_webhooks::all_states(app, &desired).await?;
+    Ok(json(
+        StatusCode::OK,
+        &WithServers {
+            view,
+            servers,
+            note: None,
+        },
+    ))
+}
+
+/// `POST /api/postmark/webhook/sync`: creates the missing managed webhooks and edits the drifted ones.
+pub async fn sync(app: &App) -> ApiResult {
+    let (view, password) = current(app).await?;
+    let desired = Desired::new(&app.config.public_base_url, &password);
+    let servers = app
+        .table
+        .servers()
+        .await
+        .map_err(|e| ApiError::store("listing email servers", e))?;
+    let mut out = Vec::with_capacity(servers.len());
+    for server in &servers {
+        out.push(managed_webhooks::sync_server(app, server, &desired).await?);
+    }
+    Ok(json(
+        StatusCode::OK,
+        &WithServers {
+            view,
+            servers: out,
+            note: None,
+        },
+    ))
+}
+
+/// The webhook view with every server's managed webhooks.
+#[derive(Debug, Serialize)]
+struct WithServers {
+    #[serde(flatten)]
+    view: WebhookView,
+    servers: Vec<ServerWebhooks>,
+    /// What happens to the previous password (refresh only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
 }
 
 /// A new random password: letters and digits only, so that it needs no escaping in a URL.
@@ -160,7 +208,36 @@ pub async fn refresh(app: &App) -> ApiResult {
         grace_seconds = app.config.webhook_password_grace.as_secs(),
         "webhook password refreshed"
     );
-    current_view(app).await
+    let (view, password) = current(app).await?;
+    let desired = Desired::new(&app.config.public_base_url, &password);
+    let servers = app
+        .table
+        .servers()
+        .await
+        .map_err(|e| ApiError::store("listing email servers", e))?;
+    let mut out = Vec::with_capacity(servers.len());
+    for server in &servers {
+        out.push(managed_webhooks::refresh_server(app, server, &desired).await?);
+    }
+    let note = format!(
+        "The previous password stays valid for the grace period ({} seconds{}), so webhooks that \
+         could not be updated (see each stream's `change` and `error`) and events already on their \
+         way keep working until then; put them right before it ends (POST \
+         /api/postmark/webhook/sync, or by hand in Postmark for unmanageable streams).",
+        app.config.webhook_password_grace.as_secs(),
+        view.previous_password_valid_until
+            .as_deref()
+            .map(|u| format!(", until {u}"))
+            .unwrap_or_default()
+    );
+    Ok(json(
+        StatusCode::OK,
+        &WithServers {
+            view,
+            servers: out,
+            note: Some(note),
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -47,6 +47,10 @@ async fn every_sample_event_gets_its_answer_from_the_binary() {
             | "delete-email-server"
             | "test-email-server"
             | "get-job" => &[404],
+            // Suppressed by `add-suppression`, on an API server made by `create-email-server-api`
+            // (the events run in name order); nothing listens at POSTMARK_API_URL, and a Postmark that
+            // cannot be reached for an active server leaves the suppression in place: 503.
+            "remove-suppression" => &[503],
             _ => &[200, 404],
         };
         assert!(

@@ -2,6 +2,7 @@
 //! SMTP server (aiosmtpd), and the OpenAPI tools (openapi-spec-validator, schemathesis).
 
 mod contract;
+mod managed;
 mod no_leaks;
 mod readback;
 mod server_test;

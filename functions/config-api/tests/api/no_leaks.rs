@@ -1,7 +1,7 @@
 //! No answer and no log line carries a token, a password or the admin key, through every path that
 //! handles one: create, update, test (API and SMTP, passing and failing), list, read, delete, refused
-//! requests, and the webhook password's refresh (whose answers show the password by design, and whose
-//! logs must not).
+//! requests, managed webhooks (create, test, sync, refresh) and suppressions both ways, and the webhook
+//! password's refresh (whose answers show the password by design, and whose logs must not).
 
 use base64::Engine;
 use http::Method;
@@ -23,9 +23,11 @@ async fn no_answer_or_log_line_contains_a_secret() {
     let smtp_user = "leak-check-smtp-user";
     let smtp_password = "leak-check-smtp-pass-2222";
     let smtp = SmtpServer::start(&pki, smtp_user, "the-server-wants-another-3333");
+    let rx = crate::managed::receiver().await;
     let app = TestApp::with_env(&[
         ("POSTMARK_API_URL", &sim.api_url()),
         ("SMTP_EXTRA_CA_PEM", &pki.ca_pem),
+        ("PUBLIC_BASE_URL", &rx.base),
     ])
     .await;
     let bad_token = "leak-check-bad-token-4444";
@@ -85,6 +87,21 @@ async fn no_answer_or_log_line_contains_a_secret() {
     app.delete(&api_path).await;
     app.delete(&format!("/api/email-servers/{smtp_id}")).await;
 
+    // Managed webhooks and suppressions both ways on an API server whose webhooks are in place: the
+    // answers outside the webhook route must not carry the webhook password.
+    let r = app
+        .post("/api/email-servers", api_server("Managed", good_token))
+        .await;
+    assert_eq!(r.status, 201);
+    let managed_path = format!("/api/email-servers/{}", r.json()["id"].as_str().unwrap());
+    // The sync's answer is the webhook route's: it shows the password by design.
+    let sync_reply = app.replies.lock().unwrap().len();
+    let r = app
+        .call(Method::POST, "/api/postmark/webhook/sync", None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    managed_checks(&app, &managed_path).await;
+
     // The webhook password: its answers show it; the logs must not.
     let webhook_replies_from = app.replies.lock().unwrap().len();
     let first = app.get("/api/postmark/webhook").await.json()["password"]
@@ -98,6 +115,12 @@ async fn no_answer_or_log_line_contains_a_secret() {
         .as_str()
         .unwrap()
         .to_owned();
+    let r = app
+        .call(Method::POST, "/api/postmark/webhook/refresh", None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let third = r.json()["password"].as_str().unwrap().to_owned();
+    let after_webhook_route = managed_checks(&app, &managed_path).await;
 
     let auth_plain =
         base64::engine::general_purpose::STANDARD.encode(format!("\0{smtp_user}\0{smtp_password}"));
@@ -119,10 +142,10 @@ async fn no_answer_or_log_line_contains_a_secret() {
                 "answer {i} contains {secret:?}:\n{reply}"
             );
         }
-        if i < webhook_replies_from {
+        if (i < webhook_replies_from && i != sync_reply) || i >= after_webhook_route {
             assert!(
-                !reply.contains(&first) && !reply.contains(&second),
-                "answer {i}"
+                !reply.contains(&first) && !reply.contains(&second) && !reply.contains(&third),
+                "answer {i}:\n{reply}"
             );
         }
     }
@@ -134,8 +157,28 @@ async fn no_answer_or_log_line_contains_a_secret() {
     for secret in secrets
         .iter()
         .copied()
-        .chain([first.as_str(), second.as_str()])
+        .chain([first.as_str(), second.as_str(), third.as_str()])
     {
         assert!(!logs.contains(secret), "a log line contains {secret:?}");
     }
+}
+
+/// A test of the managed server and a suppression added and lifted; answers the index of the first
+/// reply it made.
+async fn managed_checks(app: &TestApp, path: &str) -> usize {
+    let from = app.replies.lock().unwrap().len();
+    let r = app.call(Method::POST, &format!("{path}/test"), None).await;
+    assert_eq!(
+        r.json()["webhooks"]["streams"][0]["state"],
+        "in_place",
+        "{}",
+        r.text
+    );
+    let r = app
+        .post("/api/suppressions", json!({"email": "leak@example.org"}))
+        .await;
+    assert!(r.status < 300, "{}", r.text);
+    let r = app.delete("/api/suppressions/leak@example.org").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    from
 }
