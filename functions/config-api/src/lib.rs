@@ -129,6 +129,7 @@ async fn run(app: &App, req: &Request, route: Route) -> ApiResult {
         Route::DeleteServer(id) => servers::delete(app, req, &id).await,
         Route::TestServer(id) => test_server::test(app, &id).await,
         Route::GetWebhook => webhook::get(app).await,
+        Route::ListRecoveries => readback::recoveries(app, req).await,
         Route::RefreshWebhookPassword => webhook::refresh(app).await,
         Route::SyncWebhooks => webhook::sync(app).await,
         Route::ListSuppressions => suppressions::list(app, req).await,

@@ -116,3 +116,22 @@ pub async fn jobs(app: &App, req: &Request) -> ApiResult {
         &json!({ "items": page.items, "next_cursor": page.next }),
     ))
 }
+
+/// The recovery runs' summaries, newest first: what each run recovered per server and kind, the
+/// suppressions it fixed, its Postmark calls and errors.
+pub async fn recoveries(app: &App, req: &Request) -> ApiResult {
+    let params = query(req);
+    let mut errors = Errors::default();
+    only_params(&params, &["limit", "cursor"], &mut errors);
+    let limit = limit(&params, &mut errors);
+    errors.finish(Some(()))?;
+    let page = app
+        .table
+        .recovery_runs(limit, params.get("cursor").map(String::as_str))
+        .await
+        .map_err(|e| ApiError::store("listing recovery runs", e))?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "items": page.items, "next_cursor": page.next }),
+    ))
+}

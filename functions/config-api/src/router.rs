@@ -21,6 +21,7 @@ pub enum Route {
     GetWebhook,
     RefreshWebhookPassword,
     SyncWebhooks,
+    ListRecoveries,
     ListSuppressions,
     AddSuppression,
     RemoveSuppression(String),
@@ -46,6 +47,7 @@ impl Route {
             Self::GetWebhook => "get_webhook",
             Self::RefreshWebhookPassword => "refresh_webhook_password",
             Self::SyncWebhooks => "sync_webhooks",
+            Self::ListRecoveries => "list_recoveries",
             Self::ListSuppressions => "list_suppressions",
             Self::AddSuppression => "add_suppression",
             Self::RemoveSuppression(_) => "remove_suppression",
@@ -96,6 +98,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
             vec![(Method::POST, Route::RefreshWebhookPassword)]
         }
         ["api", "postmark", "webhook", "sync"] => vec![(Method::POST, Route::SyncWebhooks)],
+        ["api", "postmark", "recoveries"] => vec![(Method::GET, Route::ListRecoveries)],
         ["api", "suppressions"] => vec![
             (Method::GET, Route::ListSuppressions),
             (Method::POST, Route::AddSuppression),

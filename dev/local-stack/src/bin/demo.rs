@@ -403,7 +403,9 @@ async fn run() -> Result<bool> {
                 .iter()
                 .filter(|(server, _, _)| server == "Marketing (API)")
                 .all(|(_, _, state)| state == "in_place")
-            && streams.iter().any(|(server, _, _)| server == "Marketing (API)"),
+            && streams
+                .iter()
+                .any(|(server, _, _)| server == "Marketing (API)"),
     );
 
     say("Enqueueing a broadcast of 30 jobs, a sequence step and a transactional email");
@@ -771,7 +773,11 @@ async fn broadcast_stats(
     let deadline = Instant::now() + wait;
     loop {
         let (_, stats) = e
-            .api(reqwest::Method::GET, &format!("/api/broadcasts/{id}/stats"), None)
+            .api(
+                reqwest::Method::GET,
+                &format!("/api/broadcasts/{id}/stats"),
+                None,
+            )
             .await?;
         if done(&stats) || Instant::now() > deadline {
             return Ok(stats);
@@ -834,7 +840,9 @@ async fn in_step_with_postmark(
     );
     e.sim(Method::DELETE, "/_sim/webhook_loss", None).await?;
 
-    say("A recovery run (on demand; the stack also runs it on a timer) asks Postmark what was missed");
+    say(
+        "A recovery run (on demand; the stack also runs it on a timer) asks Postmark what was missed",
+    );
     let url = env("RECOVER_INVOKE_URL")?;
     let run: Value = e
         .http
@@ -847,8 +855,11 @@ async fn in_step_with_postmark(
     for server in run["servers"].as_array().into_iter().flatten() {
         println!(
             "  server {}: recovered {}, already recorded {}, {} Postmark calls, errors {}",
-            server["server_id"], server["recovered"], server["already_recorded"],
-            server["postmark_calls"], server["errors"]
+            server["server_id"],
+            server["recovered"],
+            server["already_recorded"],
+            server["postmark_calls"],
+            server["errors"]
         );
     }
     let exact = broadcast_stats(e, SPRING, Duration::from_secs(30), |s| {

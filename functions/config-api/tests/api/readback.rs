@@ -541,3 +541,52 @@ async fn jobs_read_back_as_the_sender_wrote_them() {
     assert_eq!(app.get("/api/jobs").await.status, 422);
     assert_eq!(app.get("/api/jobs?status=sent").await.status, 422);
 }
+
+#[tokio::test]
+async fn recovery_runs_read_back_newest_first_page_by_page() {
+    let app = TestApp::new().await;
+    let start = Utc.with_ymd_and_hms(2026, 5, 1, 10, 0, 0).unwrap();
+    for i in 0..3 {
+        let run = domain::recovery::RecoveryRun {
+            id: format!("run-{i}"),
+            started_at: start + Duration::minutes(15 * i),
+            finished_at: Some(start + Duration::minutes(15 * i + 1)),
+            trigger: "schedule".into(),
+            servers: vec![domain::recovery::ServerRecovery {
+                server_id: "main".into(),
+                recovered: [("delivered".to_owned(), i as u64)].into(),
+                postmark_calls: 7,
+                errors: if i == 1 {
+                    vec!["Postmark answered 503".into()]
+                } else {
+                    Vec::new()
+                },
+                ..domain::recovery::ServerRecovery::default()
+            }],
+        };
+        app.app.table.record_recovery_run(&run).await.unwrap();
+    }
+    let page = app.get("/api/postmark/recoveries?limit=2").await.json();
+    let ids: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["run-2", "run-1"]);
+    assert_eq!(
+        page["items"][1]["servers"][0]["errors"][0],
+        "Postmark answered 503"
+    );
+    assert_eq!(page["items"][0]["servers"][0]["recovered"]["delivered"], 2);
+    let cursor = page["next_cursor"].as_str().expect("a next page");
+    let rest = app
+        .get(&format!("/api/postmark/recoveries?limit=2&cursor={cursor}"))
+        .await
+        .json();
+    assert_eq!(rest["items"][0]["id"], "run-0");
+    assert_eq!(
+        app.get("/api/postmark/recoveries?limit=0").await.status,
+        422
+    );
+}
