@@ -8,6 +8,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # shellcheck source=dev/lib.sh
 source "$ROOT/dev/lib.sh"
+# Where cargo puts the binaries (CARGO_TARGET_DIR moves them).
+BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/debug
 
 READY=$(mktemp)
 rm -f "$READY"
@@ -31,4 +33,4 @@ done
 source "$READY"
 log "running the demo scenario"
 cargo build --quiet -p local-stack --bin demo
-target/debug/demo
+"$BIN_DIR"/demo

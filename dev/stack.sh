@@ -12,6 +12,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # shellcheck source=dev/lib.sh
 source "$ROOT/dev/lib.sh"
+# Where cargo puts the binaries (CARGO_TARGET_DIR moves them).
+BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/debug
 
 LAMBDA_PORT=${LAMBDA_PORT:-9000}
 SIM_PORT=${SIM_PORT:-8025}
@@ -42,7 +44,7 @@ aws_env_for_moto
 
 export LOCAL_WEBHOOK_PASSWORD=${LOCAL_WEBHOOK_PASSWORD:-local-webhook-password}
 export LOCAL_ADMIN_KEY=${LOCAL_ADMIN_KEY:-local-admin-key}
-eval "$(target/debug/bootstrap --prefix local)"
+eval "$("$BIN_DIR"/bootstrap --prefix local)"
 
 FUNCTIONS="http://127.0.0.1:$LAMBDA_PORT/lambda-url"
 export PUBLIC_BASE_URL="$FUNCTIONS/webhook"
@@ -60,7 +62,7 @@ export RUST_LOG=${RUST_LOG:-info}
 WEBHOOK_URL="$PUBLIC_BASE_URL/wh/postmark?password=$LOCAL_WEBHOOK_PASSWORD"
 
 log "starting the Postmark simulator on :$SIM_PORT (SMTP :$SIM_SMTP_PORT)"
-target/debug/postmark-sim --api-addr "127.0.0.1:$SIM_PORT" --smtp-addr "127.0.0.1:$SIM_SMTP_PORT" \
+"$BIN_DIR"/postmark-sim --api-addr "127.0.0.1:$SIM_PORT" --smtp-addr "127.0.0.1:$SIM_SMTP_PORT" \
   --ca-pem-out "$SMTP_EXTRA_CA_PEM_FILE" >"$STATE/postmark-sim.log" 2>&1 &
 PIDS+=($!)
 wait_url "http://127.0.0.1:$SIM_PORT/_sim/health" 30 || { log "the simulator did not start"; exit 1; }
@@ -73,12 +75,12 @@ wait_url "$FUNCTIONS/config-api/api/health" 600 || { log "the functions did not 
 curl -s -o /dev/null "$FUNCTIONS/webhook/t/o/warm-up" || true
 
 log "starting the SQS poller (the sender's event source mapping)"
-target/debug/sqs-poller --invoke-url "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/sender/invocations" \
+"$BIN_DIR"/sqs-poller --invoke-url "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/sender/invocations" \
   --batch-size "${POLLER_BATCH_SIZE:-1000}" --window-ms "${POLLER_WINDOW_MS:-1000}" >"$STATE/poller.log" 2>&1 &
 PIDS+=($!)
 
 log "starting the stream poller (the stream function's event source mapping)"
-target/debug/stream-poller --invoke-url "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/stream/invocations" \
+"$BIN_DIR"/stream-poller --invoke-url "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/stream/invocations" \
   --batch-size "${STREAM_BATCH_SIZE:-1000}" --window-ms "${STREAM_WINDOW_MS:-1000}" >"$STATE/stream-poller.log" 2>&1 &
 PIDS+=($!)
 

@@ -27,7 +27,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use domain::EmailAddress;
-use domain::events::EventKind;
+use domain::events::{BounceClass, EventKind};
 use domain::recovery::{RecoveryRun, ServerRecovery};
 use domain::servers::{Delivery, EmailServer};
 use domain::tracking::TokenSigner;
@@ -472,10 +472,17 @@ async fn recover_message(
             .await
         {
             Ok(events) => {
+                // Delivered, or a bounce that ends the message undelivered. A complaint, an
+                // auto-reply or an unsubscribe came after a delivery that may itself be missing; a
+                // soft bounce may still be followed by one.
                 let has_outcome = events.iter().any(|e| {
                     matches!(
                         e.kind,
-                        EventKind::Delivered | EventKind::Bounced { .. } | EventKind::SpamComplaint
+                        EventKind::Delivered
+                            | EventKind::Bounced {
+                                class: BounceClass::Hard | BounceClass::Dropped,
+                                ..
+                            }
                     )
                 });
                 settled &= has_outcome;
