@@ -6,6 +6,9 @@
 #   dev/bench.sh webhook      10,000 webhook events through the webhook function against moto
 #   dev/bench.sh webhook-faults  the same mix with 20% copies against 5% DynamoDB faults, checked
 #                             exactly; seeds $SEEDS (default "1 2 3"); not part of `all`
+#   dev/bench.sh recover      2,000 jobs ($JOBS) through the whole stack with 30% of the webhooks lost for
+#                             good, then one recovery run, checked against the simulator; seeds $SEEDS
+#                             (default "1 2 3"); not part of `all`
 #   dev/bench.sh sender       10,000 send jobs through SQS, the poller and the sender to the simulator
 #   dev/bench.sh sender-faults  1,000 jobs ($JOBS) under Postmark and DynamoDB faults and kills, counted per
 #                             job; seeds $SEEDS (default "1 2 3"); not part of `all`
@@ -55,14 +58,14 @@ run_webhook() {
   "$LOAD" webhook --events "$N"
 }
 
-# A fault run for each seed of $SEEDS: run_faults <load subcommand> <its size option> <size>.
+# A fault run for each seed of $SEEDS: run_faults <load subcommand> <its size option> <size> [options...].
 run_faults() {
   build_tools
   with_moto
   local seed
   for seed in ${SEEDS:-1 2 3}; do
     log "$1: $3, seed $seed"
-    "$LOAD" "$1" "$2" "$3" --seed "$seed"
+    "$LOAD" "$1" "$2" "$3" "${@:4}" --seed "$seed"
   done
 }
 
@@ -161,6 +164,7 @@ case ${1:-all} in
   criterion) run_criterion ;;
   webhook) run_webhook ;;
   webhook-faults) run_faults webhook-faults --events "$N" ;;
+  recover) run_faults recover --jobs "${JOBS:-2000}" --drop 0.3 ;;
   sender-faults) run_faults sender-faults --jobs "${JOBS:-1000}" ;;
   sender) run_sender ;;
   cold-start) run_cold_start ;;
@@ -173,7 +177,7 @@ case ${1:-all} in
     run_compare
     ;;
   *)
-    echo "usage: dev/bench.sh [criterion|webhook|webhook-faults|sender|sender-faults|cold-start|compare|all]" >&2
+    echo "usage: dev/bench.sh [criterion|webhook|webhook-faults|recover|sender|sender-faults|cold-start|compare|all]" >&2
     exit 2
     ;;
 esac

@@ -6,6 +6,7 @@ pub mod client_load;
 pub mod cold_start;
 pub mod cost;
 pub mod messages;
+pub mod recover_load;
 pub mod sender_faults;
 pub mod sender_load;
 pub mod webhook_faults;
