@@ -23,6 +23,9 @@ pub struct Config {
     pub settle: Duration,
     /// Postmark's retention: nothing older is asked for.
     pub retention_days: i64,
+    /// The longest window one run asks about: a backlog (a first run, a long outage) is worked off over
+    /// several runs, each well within the function's timeout, each moving the watermark.
+    pub max_window: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,7 @@ impl Config {
             overlap: Duration::seconds(number("RECOVERY_OVERLAP_SECONDS", 900)?),
             settle: Duration::seconds(number("RECOVERY_SETTLE_SECONDS", 300)?),
             retention_days: number("POSTMARK_RETENTION_DAYS", 45)?,
+            max_window: Duration::hours(number("RECOVERY_MAX_WINDOW_HOURS", 6)?.max(1)),
         })
     }
 }

@@ -257,7 +257,7 @@ async fn recover_server(
         .map(|w| w - config.overlap)
         .unwrap_or(now - config.first_lookback)
         .max(retention);
-    let to = now - config.settle;
+    let to = (now - config.settle).min(from + config.max_window);
     recorder.report.from = Some(from);
     recorder.report.to = Some(to);
     if to <= from {

@@ -205,6 +205,7 @@ impl Stack {
                 overlap: chrono::Duration::minutes(15),
                 settle: chrono::Duration::zero(),
                 retention_days: 45,
+                max_window: chrono::Duration::hours(6),
             },
         );
 

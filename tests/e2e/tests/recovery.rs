@@ -180,3 +180,52 @@ async fn webhooks_lost_for_good_are_recovered_and_counted_once_whenever_they_arr
     assert_eq!(runs.len(), 2, "each run's summary is kept");
     assert_eq!(runs[0].id, again.id, "newest first");
 }
+
+#[tokio::test]
+async fn a_backlog_is_worked_off_window_by_window() {
+    let stack = Stack::start().await;
+    stack.sim.set_webhook_loss(WebhookLoss {
+        share: 1.0,
+        seed: 1,
+        tag: None,
+        stream: None,
+    });
+    assert!(
+        stack
+            .send(&[("sqs-w", job("rec-window", "dana@example.org"))])
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    stack.settle().await;
+    // A first run looks back two hours, one hour per run.
+    let mut config = (*stack.recover.config).clone();
+    config.first_lookback = chrono::Duration::hours(2);
+    config.max_window = chrono::Duration::hours(1);
+    config.overlap = chrono::Duration::zero();
+    let app = recover::App {
+        config: std::sync::Arc::new(config),
+        ..stack.recover.clone()
+    };
+    let now = Utc::now();
+    let first = recover::run(&app, "test", now).await;
+    assert!(first.ok(), "{first:?}");
+    assert_eq!(first.recovered_total(), 0, "the first hour holds nothing");
+    assert_eq!(
+        first.servers[0].to,
+        Some(now - chrono::Duration::hours(1)),
+        "the window stops an hour after it starts"
+    );
+    let second = recover::run(&app, "test", Utc::now()).await;
+    assert!(second.ok(), "{second:?}");
+    assert_eq!(
+        second.servers[0].from.map(|t| t.timestamp_micros()),
+        first.servers[0].to.map(|t| t.timestamp_micros()),
+        "the next run starts at the watermark (kept to the microsecond)"
+    );
+    assert_eq!(
+        second.servers[0].recovered.get("delivered"),
+        Some(&1),
+        "{second:?}"
+    );
+}
