@@ -333,7 +333,15 @@ async fn recover_stream(
     let suppressed: HashMap<String, &Suppression> = dump
         .iter()
         .flatten()
-        .filter_map(|s| Some((s.email_address.as_deref()?.to_lowercase(), s)))
+        .filter_map(|s| {
+            Some((
+                EmailAddress::parse(s.email_address.as_deref()?)
+                    .ok()?
+                    .key()
+                    .to_owned(),
+                s,
+            ))
+        })
         .collect();
     // 1. The messages sent, and the events of those with no outcome recorded here.
     let messages = read_window(postmark, from, to, async |f, t, offset| {
@@ -522,7 +530,8 @@ async fn recover_message(
             let entry = change
                 .recipient
                 .as_deref()
-                .and_then(|r| suppressed.get(&r.to_lowercase()));
+                .and_then(|r| EmailAddress::parse(r).ok())
+                .and_then(|r| suppressed.get(r.key()));
             let Some(entry) = entry else { continue };
             change.suppression_reason = entry.suppression_reason.clone();
             change.origin = change.origin.clone().or_else(|| entry.origin.clone());

@@ -5,6 +5,7 @@ use domain::EmailAddress;
 use domain::automation::automated_reason;
 use domain::dedup::{EventIdentity, postmark_event_key};
 use domain::events::{BounceClass, ClientInfo, Event, EventKind, Source};
+use domain::text::{MAX_DETAIL_CHARS, cap, cap_strings};
 use domain::trace::MessageTrace;
 use domain::tracking::{TokenSigner, TrackingTarget};
 use postmark::webhook::{UserAgentPart, WebhookEvent};
@@ -168,6 +169,26 @@ pub fn to_event(
             None,
         ),
         _ => None,
+    };
+    let mut detail = detail;
+    cap_strings(&mut detail, MAX_DETAIL_CHARS);
+    let client = client.map(|c| ClientInfo {
+        user_agent: c.user_agent.map(|t| cap(&t, MAX_DETAIL_CHARS)),
+        platform: c.platform.map(|t| cap(&t, MAX_DETAIL_CHARS)),
+        client: c.client.map(|t| cap(&t, MAX_DETAIL_CHARS)),
+        os: c.os.map(|t| cap(&t, MAX_DETAIL_CHARS)),
+        country: c.country.map(|t| cap(&t, MAX_DETAIL_CHARS)),
+        city: c.city.map(|t| cap(&t, MAX_DETAIL_CHARS)),
+    });
+    let kind = match kind {
+        EventKind::Clicked { url } => EventKind::Clicked {
+            url: cap(&url, MAX_DETAIL_CHARS),
+        },
+        EventKind::Bounced { class, bounce_type } => EventKind::Bounced {
+            class,
+            bounce_type: cap(&bounce_type, MAX_DETAIL_CHARS),
+        },
+        other => other,
     };
     Event {
         dedup_key: postmark_event_key(&identity, trace_id, body),

@@ -353,6 +353,31 @@ async fn a_soft_bounce_is_recorded_and_the_subscriber_stays_active() {
 }
 
 #[tokio::test]
+async fn an_event_with_huge_details_is_kept_with_its_details_capped() {
+    let env = env().await;
+    // 450 KB of bounce details: the record would be over DynamoDB's 400 KB item limit.
+    let huge = "x".repeat(450 * 1024);
+    let e = with_body("postmark-symfony_bounce", |b| {
+        b["Type"] = json!("SoftBounce");
+        b["TypeCode"] = json!(4096);
+        b["Details"] = json!(huge);
+    });
+    let answer = call(&env, &e).await;
+    assert_eq!(answer.status(), StatusCode::OK, "{}", body_json(&answer));
+    let entry = env
+        .t
+        .table
+        .activity("john@example.com", 10, None)
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let kept = entry.detail.to_string();
+    assert!(kept.len() < 10_000, "{} bytes kept", kept.len());
+    assert!(kept.contains("xxx…"), "marked where it was cut");
+}
+
+#[tokio::test]
 async fn campaign_counters_follow_the_metadata() {
     let env = env().await;
     for (name, job) in [

@@ -41,7 +41,7 @@ pub fn postmark_event_key(id: &EventIdentity<'_>, trace_id: Option<&str>, body: 
             digest(&[
                 id.record_type,
                 m,
-                &r.to_lowercase(),
+                &r.to_ascii_lowercase(),
                 t,
                 id.discriminator.as_deref().unwrap_or(""),
             ])

@@ -11,8 +11,10 @@ const MAX_LOCAL_LEN: usize = 64;
 /// A single mailbox address such as `Jane.Doe@Example.com`.
 ///
 /// The original spelling is kept for display and for sending; [`EmailAddress::key`] is the normalised form
-/// (trimmed, lower-cased) under which subscribers, suppressions and activity are stored, because Postmark
-/// and mailbox providers treat addresses case-insensitively for those purposes.
+/// (trimmed, ASCII letters lower-cased) under which subscribers, suppressions and activity are stored,
+/// because Postmark and mailbox providers treat addresses case-insensitively for those purposes. Only
+/// ASCII is folded: Unicode's case rules would give two different addresses one key (the Kelvin sign
+/// `K`, U+212A, lower-cases to `k`).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct EmailAddress {
     original: String,
@@ -70,7 +72,7 @@ impl EmailAddress {
         }
         Ok(Self {
             original: original.to_owned(),
-            key: original.to_lowercase(),
+            key: original.to_ascii_lowercase(),
         })
     }
 
@@ -128,6 +130,26 @@ impl<'de> Deserialize<'de> for EmailAddress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn different_addresses_never_share_a_key() {
+        let kelvin = EmailAddress::parse("\u{212A}ate@example.com").unwrap();
+        let k = EmailAddress::parse("kate@example.com").unwrap();
+        assert_ne!(kelvin.key(), k.key(), "the Kelvin sign is not a k");
+        assert_ne!(kelvin, k);
+        let dotted = EmailAddress::parse("\u{130}nci@example.com").unwrap();
+        assert_ne!(
+            dotted.key(),
+            EmailAddress::parse("i\u{307}nci@example.com")
+                .unwrap()
+                .key()
+        );
+        assert_eq!(
+            EmailAddress::parse("KATE@EXAMPLE.COM").unwrap().key(),
+            k.key(),
+            "ASCII case still folds"
+        );
+    }
 
     #[test]
     fn keeps_the_original_and_keys_lower_case() {

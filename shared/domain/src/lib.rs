@@ -19,6 +19,7 @@ pub mod servers;
 pub mod standing;
 pub mod stats;
 pub mod subscriber;
+pub mod text;
 pub mod trace;
 pub mod tracking;
 

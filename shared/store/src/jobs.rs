@@ -39,6 +39,8 @@ use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use crate::activity::sortable_time;
+use domain::text::{MAX_REASON_CHARS, cap};
+
 use crate::error::{StoreError, applied, classify, classify_transaction};
 use crate::schema::{GSI1, GSI1_PK, GSI1_SK, PK, keys};
 use crate::table::{Item, Page, PageQuery, Table, get_bool, get_n, get_s, n, s};
@@ -699,7 +701,7 @@ impl Table {
             }
             JobOutcome::Skipped { reason } => {
                 u.set("skipped_at", s(&time))
-                    .set("reason", s(reason))
+                    .set("reason", s(cap(reason, MAX_REASON_CHARS)))
                     .remove(PENDING_SENDS);
             }
             JobOutcome::Failed {
@@ -709,7 +711,7 @@ impl Table {
                 stream,
             } => {
                 u.set("failed_at", s(&time))
-                    .set("reason", s(reason))
+                    .set("reason", s(cap(reason, MAX_REASON_CHARS)))
                     .set_opt("error_code", error_code.map(n))
                     .set_opt("server_id", server_id.as_deref().map(s))
                     .set_opt("stream", stream.as_deref().map(s))
@@ -723,7 +725,7 @@ impl Table {
             JobOutcome::Retrying { reason, error_code } => {
                 // Nothing this attempt handed to Postmark can have been accepted, and whatever earlier
                 // attempts left pending was looked up before this one sent: nothing is pending now.
-                u.set("reason", s(reason))
+                u.set("reason", s(cap(reason, MAX_REASON_CHARS)))
                     .set_opt("error_code", error_code.map(n))
                     .remove(PENDING_SENDS);
                 if error_code.is_none() {
@@ -731,7 +733,7 @@ impl Table {
                 }
             }
             JobOutcome::Unknown { reason, pending } => {
-                u.set("reason", s(reason))
+                u.set("reason", s(cap(reason, MAX_REASON_CHARS)))
                     .set(PENDING_SENDS, send_attempts_value(pending))
                     .remove("error_code");
             }
@@ -775,7 +777,7 @@ impl Table {
         u.set("status", s(JobStatus::Failed.as_str()))
             .set("updated_at", s(sortable_time(at)))
             .set("failed_at", s(sortable_time(at)))
-            .set("reason", s(reason));
+            .set("reason", s(cap(reason, MAX_REASON_CHARS)));
         for (attribute, value) in keys::job_listed(JobStatus::Failed, at, job_id).attributes() {
             u.set(attribute, value);
         }
@@ -1000,7 +1002,7 @@ impl Table {
         for (name, value) in listed.into_iter().chain([
             ("job_id", s(key_id)),
             ("status", s(JobStatus::Rejected.as_str())),
-            ("reason", s(r.reason)),
+            ("reason", s(cap(r.reason, MAX_REASON_CHARS))),
             ("body", s(body)),
             (
                 "body_truncated",
