@@ -385,6 +385,17 @@ fn parse_smtp(
         }
     };
     let starttls = opt_bool(smtp, "starttls", "smtp", errors).unwrap_or(true);
+    if !starttls
+        && host
+            .as_deref()
+            .is_some_and(|h| !domain::servers::is_loopback_host(h))
+    {
+        errors.add(
+            "smtp.starttls",
+            "must be true: without STARTTLS the credentials would travel in clear (it may be off \
+             only for a loopback host)",
+        );
+    }
     given.smtp_username = credential(smtp, "username", "smtp", errors);
     given.smtp_password = credential(smtp, "password", "smtp", errors);
     for (name, given_now, set_before) in [

@@ -462,7 +462,7 @@ async fn test_smtp(
         SmtpAuthentication::Plain => SmtpAuth::Plain,
         SmtpAuthentication::Login => SmtpAuth::Login,
     })
-    .with_starttls(if smtp.starttls {
+    .with_starttls(if smtp.requires_starttls() {
         StartTls::Required
     } else {
         StartTls::None

@@ -388,7 +388,7 @@ impl App {
                     SmtpAuthentication::Plain => SmtpAuth::Plain,
                     SmtpAuthentication::Login => SmtpAuth::Login,
                 })
-                .with_starttls(if settings.starttls {
+                .with_starttls(if settings.requires_starttls() {
                     StartTls::Required
                 } else {
                     StartTls::None

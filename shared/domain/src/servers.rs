@@ -123,6 +123,24 @@ pub struct SmtpSettings {
     pub starttls: bool,
 }
 
+impl SmtpSettings {
+    /// Whether the connection must be encrypted before the credentials are sent: always, but to this very
+    /// machine (a local relay or test server), whatever `starttls` says, so that a changed server item
+    /// can never send a Postmark token in clear to another host.
+    pub fn requires_starttls(&self) -> bool {
+        self.starttls || !is_loopback_host(&self.host)
+    }
+}
+
+/// `localhost` or a loopback address (`127.0.0.0/8`, `::1`, bracketed or not).
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The delivery method with what it needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "lowercase")]
@@ -498,5 +516,35 @@ mod tests {
         assert_eq!(json["tracking"]["track_links"], "HtmlOnly");
         let back: EmailServer = serde_json::from_value(json).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn starttls_may_be_off_only_for_this_machine() {
+        let smtp = |host: &str, starttls: bool| SmtpSettings {
+            host: host.into(),
+            port: 587,
+            authentication: SmtpAuthentication::Plain,
+            starttls,
+        };
+        for local in [
+            "127.0.0.1",
+            "127.8.9.1",
+            "::1",
+            "[::1]",
+            "localhost",
+            "LocalHost",
+        ] {
+            assert!(!smtp(local, false).requires_starttls(), "{local}");
+            assert!(smtp(local, true).requires_starttls(), "{local}");
+        }
+        for remote in [
+            "smtp.postmarkapp.com",
+            "10.0.0.1",
+            "localhost.evil.example",
+            "::2",
+            "",
+        ] {
+            assert!(smtp(remote, false).requires_starttls(), "{remote}");
+        }
     }
 }

@@ -490,3 +490,33 @@ async fn a_server_reads_the_credentials_of_its_own_version() {
     assert!(fresh.credentials(&after).await.unwrap().is_none());
     assert!(app.t.table.servers().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn starttls_may_be_switched_off_only_for_a_loopback_host() {
+    let app = TestApp::new().await;
+    let mut remote = smtp_server("smtp.postmarkapp.com", 587, "user-1234", "secret-1234");
+    remote["smtp"]["starttls"] = json!(false);
+    let r = app.post("/api/email-servers", remote).await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(
+        r.json()["fields"]["smtp.starttls"]
+            .as_str()
+            .is_some_and(|m| m.contains("clear")),
+        "{}",
+        r.text
+    );
+    let mut local = smtp_server("127.0.0.1", 2525, "user-1234", "secret-1234");
+    local["smtp"]["starttls"] = json!(false);
+    let r = app.post("/api/email-servers", local).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // Nor can a server be moved to another host with STARTTLS still off.
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let version = r.json()["version"].clone();
+    let r = app
+        .patch(
+            &format!("/api/email-servers/{id}"),
+            json!({"version": version, "smtp": {"host": "mail.example.net"}}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+}
