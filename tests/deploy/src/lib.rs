@@ -144,6 +144,11 @@ impl Template {
         self.resources().filter(move |r| r.kind() == Some(kind))
     }
 
+    /// A setting of a parameter (`["LogLevel", "AllowedValues"]`).
+    pub fn parameter(&self, path: &[&str]) -> Option<&Value> {
+        at(self.root.get("Parameters")?, path)
+    }
+
     /// A parameter's default value, as text.
     pub fn parameter_default(&self, name: &str) -> Option<String> {
         scalar_text(at(&self.root, &["Parameters", name, "Default"])?)

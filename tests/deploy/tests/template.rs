@@ -1191,3 +1191,63 @@ fn the_recovery_runs_on_a_schedule_one_run_at_a_time_and_its_failures_alarm() {
         assert!(!actions.contains(&forbidden), "{forbidden}");
     }
 }
+
+#[test]
+fn the_log_level_never_lets_the_runtime_or_the_sdk_log_bodies() {
+    let t = template();
+    let allowed: Vec<&str> = t
+        .parameter(&["LogLevel", "AllowedValues"])
+        .and_then(Value::as_sequence)
+        .expect("LogLevel lists its allowed values")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(allowed.contains(&"info"));
+    for value in &allowed {
+        for directive in value.split(',') {
+            let (target, level) = directive.split_once('=').unwrap_or(("", directive));
+            let verbose = matches!(level, "debug" | "trace");
+            // A bare level applies to every crate (the runtime and the SDK among them).
+            assert!(
+                !(verbose && target.is_empty()),
+                "{value}: {directive} raises every crate"
+            );
+            assert!(level != "trace", "{value}: trace logs raw events");
+            assert!(
+                !(verbose
+                    && (target.starts_with("aws")
+                        || target.starts_with("lambda")
+                        || target.starts_with("hyper"))),
+                "{value}: {directive}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_api_is_throttled_and_the_webhook_cannot_take_the_accounts_concurrency() {
+    let t = template();
+    let stage = only(&t, "AWS::ApiGatewayV2::Stage");
+    for (setting, parameter) in [
+        ("ThrottlingRateLimit", "ApiThrottleRateLimit"),
+        ("ThrottlingBurstLimit", "ApiThrottleBurstLimit"),
+    ] {
+        let value = stage
+            .property(&["DefaultRouteSettings", setting])
+            .unwrap_or_else(|| panic!("the stage's {setting}"));
+        assert_eq!(intrinsic(value), Some(Intrinsic::Ref(parameter)));
+        assert!(
+            t.parameter_default(parameter)
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(|n| n > 0.0),
+            "{parameter} has a default"
+        );
+    }
+    let webhook = resource(&t, "WebhookFunction");
+    assert_eq!(
+        webhook
+            .property(&["ReservedConcurrentExecutions"])
+            .and_then(intrinsic),
+        Some(Intrinsic::Ref("WebhookReservedConcurrency"))
+    );
+}
