@@ -122,6 +122,9 @@ fn stream_of(hook: &Webhook) -> &str {
 }
 
 /// What is off with one of our webhooks; empty when it is as it should be.
+/// The problem of a webhook whose Basic password is not the current one: the only one a refresh mends.
+const STALE_PASSWORD: &str = "the Basic credentials' password is not the current webhook password";
+
 pub fn problems(hook: &Webhook, desired: &Desired) -> Vec<String> {
     let mut out = Vec::new();
     if hook
@@ -143,10 +146,7 @@ pub fn problems(hook: &Webhook, desired: &Desired) -> Vec<String> {
                 ));
             }
             if auth.password != desired.auth.password {
-                out.push(
-                    "the Basic credentials' password is not the current webhook password"
-                        .to_owned(),
-                );
+                out.push(STALE_PASSWORD.to_owned());
             }
         }
         _ => out.push("no HTTP Basic credentials".to_owned()),
@@ -516,15 +516,11 @@ pub async fn refresh_server(
         let mut entry = assess(&stream, &hooks, desired);
         let ours = ours_on(&stream, &hooks, desired);
         let mut failures = Vec::new();
-        let mut updated = 0;
         for (hook, _) in &ours {
             let edit = WebhookEdit::new().http_auth(&desired.auth);
-            match client.edit_webhook(hook.id, &edit).await {
-                Ok(_) => updated += 1,
-                Err(e) => {
-                    tracing::warn!(server = %server.id, error = %chain(&e), "a managed webhook's password could not be updated");
-                    failures.push(e.to_string());
-                }
+            if let Err(e) = client.edit_webhook(hook.id, &edit).await {
+                tracing::warn!(server = %server.id, error = %chain(&e), "a managed webhook's password could not be updated");
+                failures.push(e.to_string());
             }
         }
         if !ours.is_empty() {
@@ -535,9 +531,7 @@ pub async fn refresh_server(
             });
             if failures.is_empty() {
                 // The password was the only credential problem; it is the new one now.
-                entry
-                    .problems
-                    .retain(|p| !p.contains("password is not the current"));
+                entry.problems.retain(|p| p != STALE_PASSWORD);
                 if entry.problems.is_empty() {
                     entry.state = StreamState::InPlace;
                 }
@@ -545,7 +539,6 @@ pub async fn refresh_server(
                 entry.error = Some(failures.join("; "));
             }
         }
-        let _ = updated;
         view.streams.push(entry);
     }
     Ok(view)

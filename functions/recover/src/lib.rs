@@ -91,8 +91,18 @@ impl App {
     }
 }
 
-/// The function's entry point: one run over every server, started by `trigger`.
-pub async fn handle(app: &App, payload: &serde_json::Value) -> RecoveryRun {
+/// A run that met errors. It fails the invocation (its summary is kept and logged all the same), so that
+/// the function's error metric and its alarm see it.
+#[derive(Debug, thiserror::Error)]
+#[error("recovery run {id} had {} errors: {errors:?}", errors.len())]
+pub struct RunFailed {
+    pub id: String,
+    pub errors: Vec<String>,
+}
+
+/// The function's entry point: one run over every server, started by the payload's `trigger` (or the
+/// schedule); the run's summary, or what went wrong in it.
+pub async fn handle(app: &App, payload: &serde_json::Value) -> Result<RecoveryRun, RunFailed> {
     let trigger = match payload.get("trigger").and_then(|t| t.as_str()) {
         Some(t) => t.to_owned(),
         None if payload.get("source").and_then(|s| s.as_str()) == Some("aws.events") => {
@@ -100,7 +110,15 @@ pub async fn handle(app: &App, payload: &serde_json::Value) -> RecoveryRun {
         }
         None => "invoke".to_owned(),
     };
-    run(app, &trigger, Utc::now()).await
+    let run = run(app, &trigger, Utc::now()).await;
+    if run.ok() {
+        Ok(run)
+    } else {
+        Err(RunFailed {
+            id: run.id,
+            errors: run.servers.into_iter().flat_map(|s| s.errors).collect(),
+        })
+    }
 }
 
 /// One run: every active API server, then the run's summary kept and logged.
