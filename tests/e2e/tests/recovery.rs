@@ -10,7 +10,7 @@ use domain::servers::{LinkTracking, PostmarkTracking};
 use domain::trace::{Campaign, CampaignKind};
 use domain::{EmailAddress, SuppressionReason};
 use e2e::{Stack, WEBHOOK_PASSWORD};
-use postmark_sim::{ClickRequest, OpenRequest, WebhookLoss};
+use postmark_sim::{ClickRequest, FaultAction, FaultRule, Faults, OpenRequest, WebhookLoss};
 use serde_json::json;
 
 const BOUNCING: &str = "HardBounce@bounce-testing.postmarkapp.com";
@@ -227,5 +227,77 @@ async fn a_backlog_is_worked_off_window_by_window() {
         second.servers[0].recovered.get("delivered"),
         Some(&1),
         "{second:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_that_cannot_read_postmark_fails_and_leaves_its_window_to_the_next() {
+    let stack = Stack::start().await;
+    stack.sim.set_webhook_loss(WebhookLoss {
+        share: 1.0,
+        seed: 1,
+        tag: None,
+        stream: None,
+    });
+    assert!(
+        stack
+            .send(&[("sqs-b", job("rec-outage", BOUNCING))])
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    stack.settle().await;
+    // Postmark's Bounces API is down for this run.
+    stack.sim.set_faults(
+        Faults::seeded(1)
+            .rule(FaultRule::new(FaultAction::Status { status: 503 }).path("/bounces")),
+    );
+    let failed = recover::handle(&stack.recover, &json!({"trigger": "test"}))
+        .await
+        .expect_err("a run that could not read the bounces fails");
+    assert!(
+        failed.errors.iter().any(|e| e.contains("bounces")),
+        "{failed:?}"
+    );
+    let server = domain::servers::ServerId::parse("main").unwrap();
+    assert_eq!(
+        stack.t.table.recovery_watermark(&server).await.unwrap(),
+        None,
+        "the watermark stays where it was"
+    );
+    // The address is suppressed all the same (the stream's suppression dump says so); the bounce itself
+    // is not recorded yet.
+    let kinds = |stack: &Stack| {
+        let table = stack.t.table.clone();
+        async move {
+            table
+                .activity(&BOUNCING.to_lowercase(), 20, None)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|e| e.kind)
+                .collect::<Vec<String>>()
+        }
+    };
+    assert!(!kinds(&stack).await.contains(&"hard_bounce".to_owned()));
+
+    stack.sim.set_faults(Faults::default());
+    let next = recover::handle(&stack.recover, &json!({"trigger": "test"}))
+        .await
+        .expect("Postmark answers again");
+    assert_eq!(
+        next.servers[0].recovered.get("hard_bounce"),
+        Some(&1),
+        "{next:?}"
+    );
+    assert!(
+        stack
+            .t
+            .table
+            .recovery_watermark(&server)
+            .await
+            .unwrap()
+            .is_some()
     );
 }
